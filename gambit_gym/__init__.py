@@ -1,0 +1,38 @@
+"""gambit-gym: Gymnasium environments for generator-mediated bandits.
+
+``import gambit_gym`` registers ``GeneratorMediated-v0``::
+
+    import gymnasium as gym, gambit_gym
+    env = gym.make("GeneratorMediated-v0", variant="misspecified", n_actions=40)
+    venv = gym.make_vec("GeneratorMediated-v0", num_envs=256, vectorization_mode="vector_entry_point")
+"""
+
+from __future__ import annotations
+
+from gymnasium.envs.registration import register, registry
+
+from gambit_gym.contexts import ContextSpace
+from gambit_gym.env import GeneratorMediatedEnv
+from gambit_gym.scenarios import VARIANTS, Scenario, make_scenario
+from gambit_gym.vector_env import GeneratorMediatedVectorEnv
+
+__version__ = "0.1.0"
+
+ENV_ID = "GeneratorMediated-v0"
+
+if ENV_ID not in registry:
+    register(
+        id=ENV_ID,
+        entry_point="gambit_gym.env:GeneratorMediatedEnv",
+        vector_entry_point="gambit_gym.vector_env:GeneratorMediatedVectorEnv",
+    )
+
+__all__ = [
+    "ENV_ID",
+    "VARIANTS",
+    "ContextSpace",
+    "GeneratorMediatedEnv",
+    "GeneratorMediatedVectorEnv",
+    "Scenario",
+    "make_scenario",
+]
