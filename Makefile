@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 run: setup
-	$(PY) examples/quickstart.py
+	$(PY) examples/headline.py
 
 test: setup
 	$(PY) -m pytest

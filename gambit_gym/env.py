@@ -17,7 +17,6 @@ from gymnasium import spaces
 from gambit_gym._validation import check_int
 from gambit_gym.scenarios import Scenario, make_scenario
 
-
 _FAST_INTS = (int, np.int64, np.int32)
 
 
@@ -165,6 +164,11 @@ class GeneratorMediatedEnv(gym.Env):
         """Exact mu(a, x) for all actions a in context index ``context``, shape ``(K,)``."""
         context = check_int("context", context, 0, self.contexts.n_contexts - 1)
         return self.scenario.expected_reward[context].copy()
+
+    @property
+    def embedding_dim(self) -> int:
+        """d, the length of ``info["treatment_embedding"]``."""
+        return self.scenario.embedding_dim
 
     @property
     def embedding_r2(self) -> float:

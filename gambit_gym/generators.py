@@ -61,6 +61,16 @@ class GaussianTreatments:
         noise = noise * self._iso_sd if self._iso_sd is not None else noise @ self._chol_t
         return self.means[contexts, actions] + noise
 
+    def sample_cell(self, action: int, context: int, n: int, rng: np.random.Generator) -> np.ndarray:
+        """``n`` draws for one (action, context): the simulation-access path, no gather needed."""
+        noise = rng.standard_normal((n, self.dim))
+        if self._iso_sd is not None:
+            noise *= self._iso_sd
+        else:
+            noise = noise @ self._chol_t
+        noise += self.means[context, action]
+        return noise
+
     def marginal_cov(self) -> np.ndarray:
         """Covariance of Z* over uniform contexts and actions (generator + prompt spread)."""
         m = self.means.reshape(-1, self.dim)

@@ -110,9 +110,7 @@ class Scenario:
         action = check_int("action", action, 0, self.n_actions - 1)
         context = check_int("context", context, 0, self.contexts.n_contexts - 1)
         n = check_int("n", n, 1)
-        acts = np.full(n, action)
-        ctxs = np.full(n, context)
-        return self.embedding(self.generator.sample(acts, ctxs, rng), rng)
+        return self.embedding(self.generator.sample_cell(action, context, n, rng), rng)
 
     def mean_embedding(self) -> np.ndarray:
         """E[Z | a, x] for every cell, ``(n_contexts, n_actions, d)``."""

@@ -149,5 +149,10 @@ class GeneratorMediatedVectorEnv(VectorEnv):
         return self.scenario.expected_reward[ctx].copy()
 
     @property
+    def embedding_dim(self) -> int:
+        """d, the length of ``info["treatment_embedding"]``."""
+        return self.scenario.embedding_dim
+
+    @property
     def embedding_r2(self) -> float:
         return self.scenario.embedding_r2

@@ -1,0 +1,252 @@
+"""Conjugate posteriors used by the Thompson-sampling agents, batched over replications.
+
+Every class keeps a leading replication axis ``R`` on its state, updates all
+replications at once, and samples with one call. The linear models keep a
+Cholesky factor of the posterior precision and update it by rank-one
+(Givens-free) updates; no matrix is ever inverted.
+
+* :class:`NormalGamma` -- unknown mean and precision per cell (standard TS).
+* :class:`LinearGaussian` -- Bayesian linear regression with a fixed noise
+  variance or a learned one (Normal-Inverse-Gamma).
+* :class:`NormalInverseWishart` -- unknown mean and covariance of a
+  d-dimensional treatment embedding per cell (foGAMBITTS).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gambit_gym._validation import check_array, check_float
+
+
+# -- batched triangular algebra ------------------------------------------------------------
+def cholesky_rank_one_update(L: np.ndarray, x: np.ndarray) -> None:
+    """In place: ``L L^T + x x^T`` for every batch row. ``L (..., p, p)`` lower, ``x (..., p)``."""
+    x = np.array(x, dtype=np.float64, copy=True)
+    p = L.shape[-1]
+    for k in range(p):
+        lkk = L[..., k, k]
+        r = np.hypot(lkk, x[..., k])
+        c = r / lkk
+        s = x[..., k] / lkk
+        L[..., k, k] = r
+        if k + 1 < p:
+            col = (L[..., k + 1 :, k] + s[..., None] * x[..., k + 1 :]) / c[..., None]
+            L[..., k + 1 :, k] = col
+            x[..., k + 1 :] = c[..., None] * x[..., k + 1 :] - s[..., None] * col
+
+
+def solve_lower(L: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``L^{-1} b`` by forward substitution, batched: ``L (..., p, p)``, ``b (..., p)``."""
+    w = np.empty_like(b, dtype=np.float64)
+    for k in range(L.shape[-1]):
+        acc = np.einsum("...j,...j->...", L[..., k, :k], w[..., :k]) if k else 0.0
+        w[..., k] = (b[..., k] - acc) / L[..., k, k]
+    return w
+
+
+def solve_lower_transpose(L: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``L^{-T} b`` by back substitution, batched."""
+    p = L.shape[-1]
+    t = np.empty_like(b, dtype=np.float64)
+    for k in range(p - 1, -1, -1):
+        acc = np.einsum("...j,...j->...", L[..., k + 1 :, k], t[..., k + 1 :]) if k + 1 < p else 0.0
+        t[..., k] = (b[..., k] - acc) / L[..., k, k]
+    return t
+
+
+# -- Normal-Gamma --------------------------------------------------------------------------
+class NormalGamma:
+    """Independent Normal-Gamma models, one per (replication, cell).
+
+    Prior: tau ~ Gamma(alpha, rate=beta), mu | tau ~ N(m, 1 / (nu tau)). After
+    N observations with mean ybar and centred sum of squares S (SPEC §2):
+    alpha_N = alpha + N/2, beta_N = beta + S/2 + N nu (ybar - m)^2 / (2 (N + nu)),
+    mu | tau ~ N((nu m + N ybar) / (nu + N), 1 / (tau (nu + N))).
+
+    Example:
+        >>> import numpy as np
+        >>> ng = NormalGamma(n_rows=2, n_cells=3, m=0.0, nu=1.0, alpha=1.0, beta=1.0)
+        >>> ng.update(np.array([0, 1]), np.array([2, 2]), np.array([1.0, 3.0]))
+        >>> ng.posterior_mean()[:, 2]
+        array([0.5, 1.5])
+    """
+
+    def __init__(self, n_rows: int, n_cells: int, m: float, nu: float, alpha: float, beta: float) -> None:
+        self.m = check_float("prior_mean", m)
+        self.nu = check_float("prior_count", nu, minimum=0.0, strict=True)
+        self.alpha = check_float("prior_shape", alpha, minimum=0.0, strict=True)
+        self.beta = check_float("prior_rate", beta, minimum=0.0, strict=True)
+        self.count = np.zeros((n_rows, n_cells))
+        self.mean = np.zeros((n_rows, n_cells))
+        self.ssq = np.zeros((n_rows, n_cells))
+
+    def update(self, rows: np.ndarray, cells: np.ndarray, y: np.ndarray) -> None:
+        """Add one observation ``y[i]`` to cell ``cells[i]`` of row ``rows[i]`` (Welford)."""
+        n = self.count[rows, cells] + 1.0
+        delta = y - self.mean[rows, cells]
+        mean = self.mean[rows, cells] + delta / n
+        self.ssq[rows, cells] += delta * (y - mean)
+        self.mean[rows, cells] = mean
+        self.count[rows, cells] = n
+
+    def _params(self, rows, cells):
+        n, ybar, ssq = self.count[rows, cells], self.mean[rows, cells], self.ssq[rows, cells]
+        alpha_n = self.alpha + n / 2
+        beta_n = self.beta + ssq / 2 + n * self.nu * (ybar - self.m) ** 2 / (2 * (n + self.nu))
+        loc = (self.nu * self.m + n * ybar) / (self.nu + n)
+        return alpha_n, beta_n, loc, self.nu + n
+
+    def posterior_mean(self) -> np.ndarray:
+        return self._params(slice(None), slice(None))[2]
+
+    def sample(self, rng: np.random.Generator, rows=slice(None), cells=slice(None)) -> np.ndarray:
+        """One joint draw of the mean for the selected cells (fancy indices broadcast)."""
+        alpha_n, beta_n, loc, kappa = self._params(rows, cells)
+        tau = rng.gamma(alpha_n) / beta_n
+        return loc + rng.standard_normal(loc.shape) / np.sqrt(tau * kappa)
+
+
+# -- Bayesian linear regression -------------------------------------------------------------
+class LinearGaussian:
+    """Bayesian linear regression y = theta^T phi + eps, eps ~ N(0, v), batched over rows.
+
+    Prior theta | v ~ N(mu0, v B0^{-1}). Posterior (SPEC §2): B = B0 + sum phi phi^T,
+    b = B0 mu0 + sum y phi, mu = B^{-1} b. With ``noise_var=None`` the variance
+    is learned: v ~ InvGamma(a0, b0) a priori and
+    a_n = a0 + n/2, b_n = b0 + (y^T y + mu0^T B0 mu0 - mu^T B mu) / 2.
+    With a number, v is fixed at it.
+
+    State: ``chol`` (R, p, p), the lower Cholesky factor of B; ``b`` (R, p);
+    ``yy`` and ``n`` (R,).
+    """
+
+    def __init__(
+        self,
+        n_rows: int,
+        prior_mean: np.ndarray,
+        prior_precision: np.ndarray,
+        noise_var: float | None = None,
+        a0: float = 2.0,
+        b0: float = 1.0,
+    ) -> None:
+        mu0 = check_array("prior_mean", prior_mean, (None,))
+        p = mu0.shape[0]
+        B0 = np.asarray(prior_precision, dtype=np.float64)
+        if B0.ndim == 1:
+            B0 = np.diag(B0)
+        B0 = check_array("prior_precision", B0, (p, p))
+        try:
+            L0 = np.linalg.cholesky(B0)
+        except np.linalg.LinAlgError:
+            raise ValueError("prior_precision: must be symmetric positive definite") from None
+        self.noise_var = None if noise_var is None else check_float("noise_var", noise_var, 0.0, strict=True)
+        self.a0 = check_float("a0", a0, minimum=0.0, strict=True)
+        self.b0 = check_float("b0", b0, minimum=0.0, strict=True)
+        self.mu0 = mu0
+        self.prior_quad = float(mu0 @ B0 @ mu0)
+        self.chol = np.broadcast_to(L0, (n_rows, p, p)).copy()
+        self.b = np.broadcast_to(B0 @ mu0, (n_rows, p)).copy()
+        self.yy = np.zeros(n_rows)
+        self.n = np.zeros(n_rows)
+
+    @property
+    def dim(self) -> int:
+        return self.b.shape[1]
+
+    def update(self, phi: np.ndarray, y: np.ndarray) -> None:
+        """One observation per row: ``phi (R, p)``, ``y (R,)``."""
+        cholesky_rank_one_update(self.chol, phi)
+        self.b += y[:, None] * phi
+        self.yy += y * y
+        self.n += 1.0
+
+    def _whitened(self) -> np.ndarray:
+        return solve_lower(self.chol, self.b)  # w = L^{-1} b, so mu = L^{-T} w and mu^T B mu = |w|^2
+
+    def posterior_mean(self) -> np.ndarray:
+        return solve_lower_transpose(self.chol, self._whitened())
+
+    def noise_params(self, w: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Inverse-gamma shape and scale of v (learned-variance model)."""
+        w = self._whitened() if w is None else w
+        a_n = self.a0 + self.n / 2
+        b_n = self.b0 + 0.5 * np.maximum(self.yy + self.prior_quad - np.einsum("rp,rp->r", w, w), 0.0)
+        return a_n, b_n
+
+    def sample(self, rng: np.random.Generator) -> np.ndarray:
+        """One draw of theta per row, ``(R, p)``."""
+        w = self._whitened()
+        if self.noise_var is None:
+            a_n, b_n = self.noise_params(w)
+            v = b_n / rng.gamma(a_n)
+        else:
+            v = np.full(len(w), self.noise_var)
+        eps = rng.standard_normal(w.shape)
+        return solve_lower_transpose(self.chol, w + np.sqrt(v)[:, None] * eps)
+
+
+# -- Normal-Inverse-Wishart -----------------------------------------------------------------
+class NormalInverseWishart:
+    """Unknown mean and covariance of Z per (row, cell), Z in R^d.
+
+    Prior (the paper's defaults): mu0 = 0, Psi0 = I, kappa0 = 1, nu0 = d.
+    Sequential update for one z: Psi <- Psi + kappa/(kappa+1) (z - m)(z - m)^T,
+    m <- (kappa m + z)/(kappa + 1), kappa += 1, nu += 1, which equals the batch
+    formula of SPEC §2. ``Psi`` is stored as its Cholesky factor.
+
+    ``sample_mean`` draws the treatment mean from its exact marginal, the
+    multivariate t with nu - d + 1 degrees of freedom, location m and scale
+    Psi / (kappa (nu - d + 1)): the same law as first drawing
+    Sigma ~ IW(Psi, nu) and then mean ~ N(m, Sigma / kappa).
+    """
+
+    def __init__(
+        self,
+        n_rows: int,
+        n_cells: int,
+        dim: int,
+        mu0: np.ndarray | float = 0.0,
+        psi0: np.ndarray | float = 1.0,
+        kappa0: float = 1.0,
+        nu0: float | None = None,
+    ) -> None:
+        d = dim
+        mu0 = np.broadcast_to(np.asarray(mu0, dtype=np.float64), (d,))
+        psi0 = np.asarray(psi0, dtype=np.float64)
+        psi0 = psi0 * np.eye(d) if psi0.ndim == 0 else check_array("psi0", psi0, (d, d))
+        self.kappa0 = check_float("kappa0", kappa0, minimum=0.0, strict=True)
+        self.nu0 = float(d) if nu0 is None else check_float("nu0", nu0)
+        if self.nu0 <= d - 1:
+            raise ValueError(f"nu0: must be > d - 1 = {d - 1}, got {self.nu0}")
+        try:
+            L0 = np.linalg.cholesky(psi0)
+        except np.linalg.LinAlgError:
+            raise ValueError("psi0: must be symmetric positive definite") from None
+        self.dim = d
+        self.mean = np.broadcast_to(mu0, (n_rows, n_cells, d)).copy()
+        self.chol_psi = np.broadcast_to(L0, (n_rows, n_cells, d, d)).copy()
+        self.kappa = np.full((n_rows, n_cells), self.kappa0)
+        self.nu = np.full((n_rows, n_cells), self.nu0)
+
+    def update(self, rows: np.ndarray, cells: np.ndarray, z: np.ndarray) -> None:
+        kappa = self.kappa[rows, cells]
+        m = self.mean[rows, cells]
+        L = self.chol_psi[rows, cells]
+        cholesky_rank_one_update(L, np.sqrt(kappa / (kappa + 1))[:, None] * (z - m))
+        self.chol_psi[rows, cells] = L
+        self.mean[rows, cells] = (kappa[:, None] * m + z) / (kappa + 1)[:, None]
+        self.kappa[rows, cells] = kappa + 1
+        self.nu[rows, cells] += 1
+
+    def psi(self) -> np.ndarray:
+        return self.chol_psi @ np.swapaxes(self.chol_psi, -1, -2)
+
+    def sample_mean(self, rng: np.random.Generator, rows=slice(None), cells=slice(None)) -> np.ndarray:
+        """Draw the treatment mean of the selected cells: ``(..., d)``."""
+        m = self.mean[rows, cells]
+        L = self.chol_psi[rows, cells]
+        df = self.nu[rows, cells] - self.dim + 1
+        g = np.einsum("...ij,...j->...i", L, rng.standard_normal(m.shape))
+        chi2 = rng.chisquare(df)
+        return m + g / np.sqrt(self.kappa[rows, cells] * chi2)[..., None]

@@ -1,0 +1,51 @@
+"""The linear reward model shared by LinearTS and the GAMBITTS agents.
+
+A feature vector is a concatenation of named blocks followed by an intercept;
+the prior gives every block coefficient precision ``prior_precision`` and the
+intercept ``intercept_precision`` (both times 1/v), all centred at 0 (the prior
+mean term B0 mu0 is kept in the posterior, unlike the paper's code).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from agents.posteriors import LinearGaussian
+from gambit_gym._validation import check_float
+
+
+class LinearRewardModel:
+    def __init__(
+        self,
+        n_rows: int,
+        blocks: dict[str, int],
+        prior_precision: float = 0.1,
+        intercept_precision: float = 1e-6,
+        noise_var: float | None = None,
+        a0: float = 2.0,
+        b0: float = 1.0,
+        prior_mean: np.ndarray | None = None,
+    ) -> None:
+        lam = check_float("prior_precision", prior_precision, minimum=0.0, strict=True)
+        lam0 = check_float("intercept_precision", intercept_precision, minimum=0.0, strict=True)
+        self.slices: dict[str, slice] = {}
+        start = 0
+        for name, width in blocks.items():
+            self.slices[name] = slice(start, start + width)
+            start += width
+        self.dim = start + 1
+        precision = np.full(self.dim, lam)
+        precision[-1] = lam0
+        mu0 = np.zeros(self.dim) if prior_mean is None else np.asarray(prior_mean, dtype=np.float64)
+        self.posterior = LinearGaussian(n_rows, mu0, precision, noise_var=noise_var, a0=a0, b0=b0)
+
+    def features(self, parts: dict[str, np.ndarray]) -> np.ndarray:
+        n = next(iter(parts.values())).shape[0]
+        phi = np.empty((n, self.dim))
+        for name, sl in self.slices.items():
+            phi[:, sl] = parts[name]
+        phi[:, -1] = 1.0
+        return phi
+
+    def block(self, theta: np.ndarray, name: str) -> np.ndarray:
+        return theta[:, self.slices[name]]

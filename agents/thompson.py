@@ -1,0 +1,134 @@
+"""Baselines that ignore the treatment: standard Thompson sampling and linear Thompson sampling."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from agents.common import BatchedAgent
+from agents.posteriors import NormalGamma
+from agents.reward_model import LinearRewardModel
+
+
+class StandardTS(BatchedAgent):
+    """Thompson sampling with an independent Normal-Gamma model per arm (SPEC §2, ``StdTS``).
+
+    Args:
+        contextual: one table per (discrete context, arm) instead of per arm.
+        prior_mean, prior_count: m and nu of the mean's prior (default 0 and 1e-4:
+            a weak prior that works at any reward scale; the paper used m = 77, nu = 5
+            for rewards around 80).
+        prior_shape, prior_rate: alpha and beta of the precision's Gamma prior (1, 1).
+        seed: seed of the agent's random stream.
+
+    Example:
+        >>> import gymnasium as gym, gambit_gym
+        >>> env = gym.make("GeneratorMediated-v0")
+        >>> agent = StandardTS.from_env(env, seed=0)
+        >>> obs, info = env.reset(seed=0)
+        >>> action = agent.act(obs)
+        >>> obs2, reward, *_ , info = env.step(action)
+        >>> agent.update(obs, action, reward, info)
+    """
+
+    def __init__(
+        self,
+        n_actions: int,
+        obs_dim: int,
+        contextual: bool = False,
+        prior_mean: float = 0.0,
+        prior_count: float = 1e-4,
+        prior_shape: float = 1.0,
+        prior_rate: float = 1.0,
+        **base: Any,
+    ) -> None:
+        self.contextual = bool(contextual)
+        self.needs_contexts = self.contextual
+        self.prior = dict(m=prior_mean, nu=prior_count, alpha=prior_shape, beta=prior_rate)
+        super().__init__(n_actions, obs_dim, **base)
+
+    def _init_state(self) -> None:
+        n_ctx = self.contexts.n_contexts if self.contextual else 1
+        self.posterior = NormalGamma(self.n_rows, n_ctx * self.n_actions, **self.prior)
+
+    def _state_objects(self):
+        return {"posterior": self.posterior}
+
+    def _cells(self, ctx: np.ndarray) -> np.ndarray:
+        return ctx * self.n_actions if self.contextual else np.zeros_like(ctx)
+
+    def _act(self, ctx, x):
+        cells = self._cells(ctx)[:, None] + np.arange(self.n_actions)
+        return self.posterior.sample(self.rng, self._rows[:, None], cells).argmax(axis=1)
+
+    def _update(self, ctx, x, a, y, z):
+        self.posterior.update(self._rows, self._cells(ctx) + a, y)
+
+
+class LinearTS(BatchedAgent):
+    """Linear Thompson sampling on [one-hot(a), context, (a x context), 1] (SPEC §2, ``LinTS``).
+
+    Normal-Inverse-Gamma model: the noise variance is learned unless ``noise_var``
+    is given. Priors: coefficients ~ N(0, v / prior_precision), intercept ~
+    N(0, v / intercept_precision) (nearly flat, so any reward scale works),
+    v ~ InvGamma(a0, b0).
+
+    Args:
+        use_context: include the context one-hots.
+        interactions: include arm x context interactions (a per-context arm effect).
+    """
+
+    needs_contexts = False
+
+    def __init__(
+        self,
+        n_actions: int,
+        obs_dim: int,
+        use_context: bool = True,
+        interactions: bool = False,
+        prior_precision: float = 0.1,
+        intercept_precision: float = 1e-6,
+        noise_var: float | None = None,
+        a0: float = 2.0,
+        b0: float = 1.0,
+        **base: Any,
+    ) -> None:
+        self.use_context = bool(use_context)
+        self.interactions = bool(interactions)
+        self.model_kwargs = dict(prior_precision=prior_precision, intercept_precision=intercept_precision,
+                                 noise_var=noise_var, a0=a0, b0=b0)
+        super().__init__(n_actions, obs_dim, **base)
+
+    def _init_state(self) -> None:
+        K, F = self.n_actions, self.obs_dim
+        blocks = {"arm": K}
+        if self.use_context:
+            blocks["context"] = F
+        if self.interactions:
+            blocks["interaction"] = K * F
+        self.model = LinearRewardModel(self.n_rows, blocks, **self.model_kwargs)
+
+    def _state_objects(self):
+        return {"model": self.model.posterior}
+
+    def _features(self, x, a):
+        arm = np.zeros((self.n_rows, self.n_actions))
+        arm[self._rows, a] = 1.0
+        parts = {"arm": arm}
+        if self.use_context:
+            parts["context"] = x
+        if self.interactions:
+            parts["interaction"] = (arm[:, :, None] * x[:, None, :]).reshape(self.n_rows, -1)
+        return self.model.features(parts)
+
+    def _act(self, ctx, x):
+        theta = self.model.posterior.sample(self.rng)
+        score = self.model.block(theta, "arm").copy()
+        if self.interactions:
+            inter = self.model.block(theta, "interaction").reshape(self.n_rows, self.n_actions, -1)
+            score += np.einsum("rkf,rf->rk", inter, x)
+        return score.argmax(axis=1)
+
+    def _update(self, ctx, x, a, y, z):
+        self.model.posterior.update(self._features(x, a), y)
