@@ -1,6 +1,10 @@
 """``gambit-gym``: command line for the common jobs.
 
     gambit-gym describe [--variant V] [--option key=value ...]   the instance and its oracle table
+    gambit-gym cache build --generator smollm2 --per-cell 10 --out my_cache.npz
+    gambit-gym cache build --generator openai --base-url URL --model NAME --per-cell 50 --out my_cache.npz
+    gambit-gym cache build --from-texts messages.csv --out my_cache.npz
+    gambit-gym cache info my_cache.npz
 """
 
 from __future__ import annotations
@@ -48,6 +52,78 @@ def _describe(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cache_build(args: argparse.Namespace) -> int:
+    import logging
+    import shlex
+
+    from gambit_gym.cache import CacheBuildError, build_cache, import_texts
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    command = "gambit-gym " + " ".join(shlex.quote(a) for a in args.argv)
+    try:
+        if args.from_texts:
+            cache = import_texts(args.from_texts, args.out, command=command)
+        else:
+            cache = build_cache(args.out, _generator(args), per_cell=args.per_cell, seed=args.seed,
+                                max_attempts=args.max_attempts, command=command)
+    except (CacheBuildError, ValueError, ImportError, FileNotFoundError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    stats = cache.meta["build"]
+    print(f"wrote {args.out}: {cache.n_texts} messages; {stats['discarded']} of {stats['attempts']} "
+          f"generated messages discarded {stats['discard_reasons']}")
+    return 0
+
+
+def _generator(args: argparse.Namespace):
+    from gambit_gym.cache import OpenAIChatGenerator, SmolLM2Generator
+
+    if args.generator == "smollm2":
+        return SmolLM2Generator(temperature=args.temperature, max_tokens=args.max_tokens)
+    if not args.base_url or not args.model:
+        raise ValueError("--generator openai needs --base-url and --model")
+    return OpenAIChatGenerator(args.base_url, args.model, api_key_env=args.api_key_env,
+                               temperature=args.temperature, max_tokens=args.max_tokens)
+
+
+def _cache_info(args: argparse.Namespace) -> int:
+    from gambit_gym.cache import CacheError, load_cache
+    from gambit_gym.cache.embedder import pole_separation_auc
+
+    try:
+        cache = load_cache(args.path)
+    except CacheError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    meta = cache.meta
+    counts = cache.cell_counts()
+    print(f"{args.path}: format version {meta['version']}, {cache.n_texts} messages, "
+          f"{len(cache.prompts)} prompts x {cache.contexts.n_contexts} contexts "
+          f"({counts.min()}-{counts.max()} per cell)")
+    print(f"generator: {meta['generator']['name']} {json.dumps(meta['generator']['params'])}")
+    print(f"embedder: {meta['embedder']['name']} ({meta['embedder']['dim']}-d); style scores: {meta['style_method']}")
+    created = meta.get("created", {})
+    print(f"created: {created.get('utc')} by gambit-gym {created.get('package_version')}; "
+          f"command: {created.get('command')}")
+    build = meta.get("build", {})
+    if build:
+        print(f"build: {build.get('attempts')} generated, {build.get('discarded')} discarded "
+              f"{build.get('discard_reasons')}")
+    auc = pole_separation_auc(cache.style_scores, cache.prompt_index, cache.prompts)
+    print("pole separation per style dimension (ROC AUC of the dimension's score, its positive- vs "
+          "negative-pole prompts' messages; 0.5 = chance):")
+    for dim, value in auc.items():
+        bar = "#" * int(round(max(value - 0.5, 0) * 40))
+        print(f"  {dim:16s} {value:5.2f} {bar}")
+    above = sum(v > 0.5 for v in auc.values())
+    print(f"{above}/{len(auc)} dimensions separate their poles better than chance")
+    if args.samples:
+        rng = np.random.default_rng(0)
+        for i in rng.choice(cache.n_texts, size=min(args.samples, cache.n_texts), replace=False):
+            print(f"  [{cache.prompts[cache.prompt_index[i]]['id']}] {cache.texts[i]}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gambit-gym", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -55,11 +131,33 @@ def build_parser() -> argparse.ArgumentParser:
     describe.add_argument("--variant", default="synthetic")
     describe.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE")
     describe.set_defaults(func=_describe)
+
+    cache = sub.add_parser("cache", help="build and inspect treatment caches").add_subparsers(
+        dest="cache_command", required=True)
+    build = cache.add_parser("build", help="generate (or import), embed and save a cache; resumes if interrupted")
+    build.add_argument("--out", required=True, help="the cache file to write (.npz)")
+    build.add_argument("--generator", choices=["smollm2", "openai"], default="smollm2")
+    build.add_argument("--from-texts", metavar="FILE", help="import texts from CSV/JSONL instead of generating")
+    build.add_argument("--per-cell", type=int, default=10, help="accepted messages per (prompt, context)")
+    build.add_argument("--seed", type=int, default=0)
+    build.add_argument("--max-attempts", type=int, default=None, help="per cell (default 3 x per-cell + 5)")
+    build.add_argument("--base-url", help="OpenAI-compatible endpoint, e.g. http://localhost:11434/v1")
+    build.add_argument("--model", help="model name on that endpoint")
+    build.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable with the API key")
+    build.add_argument("--temperature", type=float, default=0.8)
+    build.add_argument("--max-tokens", type=int, default=96)
+    build.set_defaults(func=_cache_build)
+    info = cache.add_parser("info", help="describe a cache and how well its style scores separate their poles")
+    info.add_argument("path")
+    info.add_argument("--samples", type=int, default=0, help="also print N random messages")
+    info.set_defaults(func=_cache_info)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     np.set_printoptions(precision=3, suppress=True)
     return args.func(args)
 
