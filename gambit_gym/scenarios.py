@@ -49,7 +49,10 @@ def resolve_noise_sd(
 
 
 class Scenario:
-    """A composed generator-mediated bandit problem, batched over rounds.
+    """A composed generator-mediated bandit problem, batched over rounds (the core both envs step).
+
+    Subclasses set the oracle with :meth:`_set_oracle` and implement ``draw``,
+    ``sample_treatments`` and ``mean_embedding``.
 
     Attributes:
         contexts: the :class:`ContextSpace`.
@@ -60,27 +63,15 @@ class Scenario:
         treatment_scale: sqrt of the total variance of Z*.
     """
 
-    def __init__(
-        self,
-        variant: str,
-        contexts: ContextSpace,
-        generator: GaussianTreatments,
-        embedding: LinearView,
-        outcome: LinearOutcome | MLPOutcome,
-        noise_sd: float,
-        field_noise_sd: float,
-        options: dict[str, Any],
-    ) -> None:
-        self.variant = variant
-        self.contexts = contexts
-        self.generator = generator
-        self.embedding = embedding
-        self.outcome = outcome
-        self.noise_sd = float(noise_sd)
-        self.options = options
-        self.treatment_scale = float(np.sqrt(np.trace(generator.marginal_cov())))
-        self.noise_levels = noise_levels(self.treatment_scale, field_noise_sd)
-        self.expected_reward = outcome.expected_gaussian(generator.means, generator.cov)
+    variant: str
+    contexts: ContextSpace
+    options: dict[str, Any]
+    noise_sd: float
+    treatment_scale: float
+    noise_levels: np.ndarray
+
+    def _set_oracle(self, expected_reward: np.ndarray) -> None:
+        self.expected_reward = np.asarray(expected_reward, dtype=np.float64)
         self.optimal_action = self.expected_reward.argmax(axis=1)
         self.optimal_value = self.expected_reward.max(axis=1)
         for arr in (self.expected_reward, self.optimal_action, self.optimal_value):
@@ -88,33 +79,28 @@ class Scenario:
 
     @property
     def n_actions(self) -> int:
-        return self.generator.n_actions
+        return self.expected_reward.shape[1]
 
     @property
     def embedding_dim(self) -> int:
-        return self.embedding.dim
+        raise NotImplementedError
 
-    def draw(
-        self, actions: np.ndarray, contexts: np.ndarray, rng: np.random.Generator
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """One round for each row: ``(treatment (n, p), working embedding (n, d), reward (n,))``."""
-        latent = self.generator.sample(actions, contexts, rng)
-        z = self.embedding(latent, rng)
-        reward = self.outcome.mean(latent, contexts) + self.noise_sd * rng.standard_normal(len(actions))
-        return latent, z, reward
+    def draw(self, actions: np.ndarray, contexts: np.ndarray, rng: np.random.Generator):
+        """One round for each row: ``(treatment, working embedding (n, d), reward (n,))``."""
+        raise NotImplementedError
 
-    def sample_treatments(
-        self, action: int, context: int, n: int, rng: np.random.Generator
-    ) -> np.ndarray:
+    def sample_treatments(self, action: int, context: int, n: int, rng: np.random.Generator) -> np.ndarray:
         """Simulation access: ``n`` working embeddings drawn for (action, context)."""
-        action = check_int("action", action, 0, self.n_actions - 1)
-        context = check_int("context", context, 0, self.contexts.n_contexts - 1)
-        n = check_int("n", n, 1)
-        return self.embedding(self.generator.sample_cell(action, context, n, rng), rng)
+        raise NotImplementedError
 
     def mean_embedding(self) -> np.ndarray:
         """E[Z | a, x] for every cell, ``(n_contexts, n_actions, d)``."""
-        return self.embedding.mean(self.generator.means)
+        raise NotImplementedError
+
+    def _check_cell(self, action: int, context: int, n: int) -> tuple[int, int, int]:
+        return (check_int("action", action, 0, self.n_actions - 1),
+                check_int("context", context, 0, self.contexts.n_contexts - 1),
+                check_int("n", n, 1))
 
     @property
     def embedding_r2(self) -> float:
@@ -143,6 +129,56 @@ class Scenario:
             "treatment_scale": self.treatment_scale,
             **{k: v for k, v in self.options.items() if np.ndim(v) == 0},
         }
+
+
+class GaussianScenario(Scenario):
+    """Synthetic treatments Z* ~ N(m[x, a], Sigma), a linear view Z of them, outcome f(Z*, x)."""
+
+    def __init__(
+        self,
+        variant: str,
+        contexts: ContextSpace,
+        generator: GaussianTreatments,
+        embedding: LinearView,
+        outcome: LinearOutcome | MLPOutcome,
+        noise_sd: float,
+        field_noise_sd: float,
+        options: dict[str, Any],
+    ) -> None:
+        self.variant = variant
+        self.contexts = contexts
+        self.generator = generator
+        self.embedding = embedding
+        self.outcome = outcome
+        self.noise_sd = float(noise_sd)
+        self.options = options
+        self.treatment_scale = float(np.sqrt(np.trace(generator.marginal_cov())))
+        self.noise_levels = noise_levels(self.treatment_scale, field_noise_sd)
+        self._set_oracle(outcome.expected_gaussian(generator.means, generator.cov))
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.embedding.dim
+
+    def draw(
+        self, actions: np.ndarray, contexts: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One round for each row: ``(treatment (n, p), working embedding (n, d), reward (n,))``."""
+        latent = self.generator.sample(actions, contexts, rng)
+        z = self.embedding(latent, rng)
+        reward = self.outcome.mean(latent, contexts) + self.noise_sd * rng.standard_normal(len(actions))
+        return latent, z, reward
+
+    def sample_treatments(
+        self, action: int, context: int, n: int, rng: np.random.Generator
+    ) -> np.ndarray:
+        """Simulation access: ``n`` working embeddings drawn for (action, context)."""
+        action, context, n = self._check_cell(action, context, n)
+        return self.embedding(self.generator.sample_cell(action, context, n, rng), rng)
+
+    def mean_embedding(self) -> np.ndarray:
+        """E[Z | a, x] for every cell, ``(n_contexts, n_actions, d)``."""
+        return self.embedding.mean(self.generator.means)
 
 
 def _latent_problem(
@@ -266,7 +302,7 @@ def synthetic(**options: Any) -> Scenario:
     field = check_float("field_noise_sd", opts["field_noise_sd"], minimum=0.0)
     scale = float(np.sqrt(np.trace(generator.marginal_cov())))
     noise_sd = resolve_noise_sd(opts["noise_level"], opts["reward_noise_sd"], scale, field)
-    return Scenario(
+    return GaussianScenario(
         "synthetic", contexts, generator, LinearView.identity(generator.dim), outcome, noise_sd, field, opts
     )
 
@@ -309,7 +345,7 @@ def misspecified(**options: Any) -> Scenario:
     field = check_float("field_noise_sd", opts["field_noise_sd"], minimum=0.0)
     scale = float(np.sqrt(np.trace(generator.marginal_cov())))
     noise_sd = resolve_noise_sd(opts["noise_level"], opts["reward_noise_sd"], scale, field)
-    return Scenario("misspecified", contexts, generator, embedding, outcome, noise_sd, field, opts)
+    return GaussianScenario("misspecified", contexts, generator, embedding, outcome, noise_sd, field, opts)
 
 
 def _check_dims(dims: Any, p: int) -> list[int]:
@@ -333,6 +369,15 @@ VARIANTS: dict[str, Callable[..., Scenario]] = {
     "synthetic": synthetic,
     "misspecified": misspecified,
 }
+
+
+def _cached_llm(**options: Any) -> Scenario:
+    from gambit_gym.cached import cached_llm  # imported on use: keeps `import gambit_gym` light
+
+    return cached_llm(**options)
+
+
+VARIANTS["cached-llm"] = _cached_llm
 
 
 def make_scenario(variant: str = "synthetic", **options: Any) -> Scenario:
