@@ -198,7 +198,7 @@ class BatchedAgent:
         if state.get("class") != type(self).__name__:
             raise ValueError(f"state: saved by {state.get('class')!r}, cannot load into {type(self).__name__}")
         objects = self._state_objects()
-        current = self.state_dict()["arrays"]
+        current = BatchedAgent.state_dict(self)["arrays"]  # numpy state only: subclasses load their own extras
         if set(state["arrays"]) != set(current):
             raise ValueError(f"state: array names differ: {sorted(set(state['arrays']) ^ set(current))}")
         for name, value in state["arrays"].items():

@@ -1,0 +1,47 @@
+"""Ensemble GAMBITTS cost per round against linear poGAMBITTS (250 replications).
+
+Run: ``python benchmarks/bench_ensemble.py [--rounds 10]``. Times ``act + step + update``
+after the warm-up (training on), on the default synthetic environment, and prints
+the ratio to poGAMBITTS measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from agents import EnsembleGAMBITTS, PoGAMBITTS
+from gambit_gym import GeneratorMediatedVectorEnv
+
+
+def per_round(make_agent, reps: int, rounds: int, warmup: int) -> float:
+    venv = GeneratorMediatedVectorEnv(num_envs=reps)
+    agent = make_agent(venv)
+    obs, _ = venv.reset(seed=0)
+    for t in range(warmup + rounds):
+        if t == warmup:
+            tic = time.perf_counter()
+        a = agent.act(obs)
+        nobs, r, _, _, info = venv.step(a)
+        agent.update(obs, a, r, info)
+        obs = nobs
+    return (time.perf_counter() - tic) / rounds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--replications", type=int, default=250)
+    parser.add_argument("--rounds", type=int, default=10)
+    args = parser.parse_args()
+    warm = 20
+    po = per_round(lambda env: PoGAMBITTS.from_env(env, seed=0), args.replications, args.rounds * 10, warm)
+    print(f"{args.replications} replications; per round (act + step + update), training on")
+    print(f"  poGAMBITTS (linear)        {po * 1e3:9.2f} ms   1x")
+    for m in (10, 60):
+        t = per_round(lambda env, m=m: EnsembleGAMBITTS.from_env(env, seed=0, n_members=m, warmup=warm),
+                      args.replications, args.rounds, warm)
+        print(f"  EnsembleGAMBITTS M={m:<3d}     {t * 1e3:9.2f} ms   {t / po:.0f}x")
+
+
+if __name__ == "__main__":
+    main()
