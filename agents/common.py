@@ -133,10 +133,6 @@ class BatchedAgent:
         self._init_state()
 
     # -- input checks --------------------------------------------------------------------
-    def _batch(self, value: Any, name: str) -> np.ndarray:
-        arr = np.asarray(value)
-        return arr[None] if not self.batched else arr
-
     def _check_obs(self, obs: Any) -> np.ndarray:
         x = np.asarray(obs, dtype=np.float64)
         want = (self.n_rows, self.obs_dim) if self.batched else (self.obs_dim,)

@@ -37,7 +37,44 @@ def check_action(action: Any, n_actions: int) -> int:
     return int(action)
 
 
-class GeneratorMediatedEnv(gym.Env):
+class ScenarioAccess:
+    """Simulation access and the oracle, shared by the single and the vector environment."""
+
+    scenario: Scenario
+    _sim_rng: np.random.Generator
+
+    def sample_treatments(
+        self, action: int, context: int, n: int, rng: np.random.Generator | None = None
+    ) -> np.ndarray:
+        """``n`` working embeddings for (action, context index), shape ``(n, d)``.
+
+        Uses ``rng`` if given, else the env's simulation stream (seeded by
+        ``reset(seed=...)``); the episode's own stream is never touched.
+        """
+        return self.scenario.sample_treatments(action, context, n, self._sim_rng if rng is None else rng)
+
+    def expected_rewards(self, context: int | np.ndarray) -> np.ndarray:
+        """Exact mu(a, x) for every action: ``(K,)`` for one context index, ``(n, K)`` for an array."""
+        n_contexts = self.scenario.contexts.n_contexts
+        if np.ndim(context) == 0:
+            return self.scenario.expected_reward[check_int("context", context, 0, n_contexts - 1)].copy()
+        ctx = np.asarray(context)
+        if not np.issubdtype(ctx.dtype, np.integer) or ctx.min() < 0 or ctx.max() >= n_contexts:
+            raise ValueError(f"context: expected integer indices in [0, {n_contexts - 1}]")
+        return self.scenario.expected_reward[ctx].copy()
+
+    @property
+    def embedding_dim(self) -> int:
+        """d, the length of ``info["treatment_embedding"]``."""
+        return self.scenario.embedding_dim
+
+    @property
+    def embedding_r2(self) -> float:
+        """How well a linear model on E[Z | a, x] and context explains mu (1.0 = fully)."""
+        return self.scenario.embedding_r2
+
+
+class GeneratorMediatedEnv(ScenarioAccess, gym.Env):
     """A contextual bandit whose actions act on the reward only through a generated treatment.
 
     Each round a context X_t is drawn, the agent picks a prompt A_t, the
@@ -148,32 +185,6 @@ class GeneratorMediatedEnv(gym.Env):
 
     def _context_info(self) -> dict[str, Any]:
         return {"context": self.contexts.describe(self._context), "context_index": self._context}
-
-    # -- simulation access and oracle -------------------------------------------
-    def sample_treatments(
-        self, action: int, context: int, n: int, rng: np.random.Generator | None = None
-    ) -> np.ndarray:
-        """``n`` working embeddings for (action, context index), shape ``(n, d)``.
-
-        Uses ``rng`` if given, else the env's simulation stream (seeded by
-        ``reset(seed=...)``); the episode's own stream is never touched.
-        """
-        return self.scenario.sample_treatments(action, context, n, self._sim_rng if rng is None else rng)
-
-    def expected_rewards(self, context: int) -> np.ndarray:
-        """Exact mu(a, x) for all actions a in context index ``context``, shape ``(K,)``."""
-        context = check_int("context", context, 0, self.contexts.n_contexts - 1)
-        return self.scenario.expected_reward[context].copy()
-
-    @property
-    def embedding_dim(self) -> int:
-        """d, the length of ``info["treatment_embedding"]``."""
-        return self.scenario.embedding_dim
-
-    @property
-    def embedding_r2(self) -> float:
-        """How well a linear model on E[Z | a, x] and context explains mu (1.0 = fully)."""
-        return self.scenario.embedding_r2
 
     def render(self) -> str | None:
         if self.render_mode != "ansi":

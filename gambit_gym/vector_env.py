@@ -16,10 +16,11 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from gambit_gym._validation import check_int
+from gambit_gym.env import ScenarioAccess
 from gambit_gym.scenarios import Scenario, make_scenario
 
 
-class GeneratorMediatedVectorEnv(VectorEnv):
+class GeneratorMediatedVectorEnv(ScenarioAccess, VectorEnv):
     """``num_envs`` independent copies of :class:`~gambit_gym.env.GeneratorMediatedEnv`.
 
     Spaces, rewards and info keys are those of the single environment, batched
@@ -134,25 +135,3 @@ class GeneratorMediatedVectorEnv(VectorEnv):
             "context_index": self._contexts.copy(),
             "_context_index": self._mask,
         }
-
-    def sample_treatments(
-        self, action: int, context: int, n: int, rng: np.random.Generator | None = None
-    ) -> np.ndarray:
-        """Simulation access, as :meth:`GeneratorMediatedEnv.sample_treatments`."""
-        return self.scenario.sample_treatments(action, context, n, self._sim_rng if rng is None else rng)
-
-    def expected_rewards(self, context: int | np.ndarray) -> np.ndarray:
-        """Exact mu(a, x) for each context index: ``(K,)`` for one, ``(n, K)`` for an array."""
-        ctx = np.asarray(context)
-        if not np.issubdtype(ctx.dtype, np.integer) or ctx.min() < 0 or ctx.max() >= self.contexts.n_contexts:
-            raise ValueError(f"context: expected integer indices in [0, {self.contexts.n_contexts - 1}]")
-        return self.scenario.expected_reward[ctx].copy()
-
-    @property
-    def embedding_dim(self) -> int:
-        """d, the length of ``info["treatment_embedding"]``."""
-        return self.scenario.embedding_dim
-
-    @property
-    def embedding_r2(self) -> float:
-        return self.scenario.embedding_r2

@@ -203,7 +203,7 @@ def test_bad_arguments_name_the_parameter(kwargs, match):
 
 
 def test_unknown_variant_lists_valid_ones():
-    with pytest.raises(ValueError, match=r"\['misspecified', 'synthetic'"):
+    with pytest.raises(ValueError, match=r"\['cached-llm', 'misspecified', 'synthetic'\]"):
         gym.make(ENV_ID, variant="cached")
 
 

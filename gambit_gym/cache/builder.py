@@ -93,8 +93,8 @@ def generate_texts(
     max_attempts = 3 * per_cell + 5 if max_attempts is None else check_int("max_attempts", max_attempts, 1)
     journal = Path(journal)
     header = {"journal": JOURNAL_FORMAT, "generator": generator.name, "seed": seed,
-              "prompts": [p.id for p in prompts], "contexts": [list(map(list, f)) for f in contexts.factors]}
-    header["contexts"] = [[name, list(levels)] for name, levels in contexts.factors]
+              "prompts": [p.id for p in prompts],
+              "contexts": [[name, list(levels)] for name, levels in contexts.factors]}
     done = _read_journal(journal, header)
     accepted = Counter()
     attempts = Counter()
