@@ -102,17 +102,20 @@ class GeneratorMediatedEnv(ScenarioAccess, gym.Env):
     ``reset`` and ``step`` return ``context`` ({factor: level}) and
     ``context_index`` of the coming round. ``step`` adds, for the round just
     played: ``treatment`` (the raw treatment: the latent vector Z* for the
-    synthetic variants), ``treatment_embedding`` (the working embedding Z,
+    synthetic variants, the message text for "cached-llm"), ``treatment_embedding`` (the working embedding Z,
     shape ``(d,)``), ``expected_reward`` mu(A_t, X_t), ``optimal_action``,
     ``optimal_expected_reward`` max_a mu(a, X_t) and ``regret``
     (pseudo-regret, >= 0, exactly 0 for an optimal action); ``played_context``
     is the context index of that round.
 
     ## Arguments
-    ``variant``: "synthetic" (default) or "misspecified" (see
-    :mod:`gambit_gym.scenarios` for each variant's options, e.g. ``n_actions``,
+    ``variant``: "synthetic" (default), "misspecified" (see
+    :mod:`gambit_gym.scenarios` for their options, e.g. ``n_actions``,
     ``embedding_dim``, ``outcome``, ``noise_level``, ``reward_noise_sd``,
-    ``problem_seed``). ``horizon``: steps per episode (1000).
+    ``problem_seed``) or "cached-llm" (real LLM messages replayed from a
+    treatment cache; see :func:`gambit_gym.cached.cached_llm`: ``cache_path``,
+    ``outcome``, ``n_actions``, ``prompts``, ``working_embedding``,
+    ``noise_level``). ``horizon``: steps per episode (1000).
 
     ## Simulation access and oracle
     ``sample_treatments(action, context, n, rng=None)`` draws ``n`` working
