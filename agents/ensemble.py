@@ -17,8 +17,8 @@ posterior (randomised least squares). Differences from the paper's code:
 * context is an input (the paper ignored it).
 
 All members of all replications train and predict in single batched tensor
-products (``einsum`` over a leading (replication, member) grid), never a
-Python loop over members. Needs the ``torch`` extra.
+products (``einsum`` over a leading (replication, member) grid, in float32),
+never a Python loop over members. Needs the ``torch`` extra.
 
 Decision: pick one member uniformly per replication; score each action by the
 member's mean output over Monte-Carlo draws of Z for (a, x): from the offline
@@ -129,15 +129,15 @@ class EnsembleGAMBITTS(BatchedAgent):
         R, M, D, H = self.n_rows, self.n_members, self.input_dim, self.hidden
         g = torch.Generator().manual_seed(int(self.rng.integers(2**62)))
         self.weights = {
-            "w1": torch.randn(R, M, D, H, generator=g, dtype=torch.float64) * np.sqrt(2.0 / D),
-            "b1": torch.zeros(R, M, H, dtype=torch.float64),
-            "w2": torch.randn(R, M, H, generator=g, dtype=torch.float64) * np.sqrt(1.0 / H),
-            "b2": torch.zeros(R, M, dtype=torch.float64),
+            "w1": torch.randn(R, M, D, H, generator=g, dtype=torch.float32) * np.sqrt(2.0 / D),
+            "b1": torch.zeros(R, M, H, dtype=torch.float32),
+            "w2": torch.randn(R, M, H, generator=g, dtype=torch.float32) * np.sqrt(1.0 / H),
+            "b2": torch.zeros(R, M, dtype=torch.float32),
         }
         self.adam_m = {k: torch.zeros_like(v) for k, v in self.weights.items()}
         self.adam_v = {k: torch.zeros_like(v) for k, v in self.weights.items()}
         self.adam_step = np.zeros(1)
-        self.buf_x = np.zeros((R, self.buffer_size, D))
+        self.buf_x = np.zeros((R, self.buffer_size, D), dtype=np.float32)
         self.buf_y = np.zeros((R, self.buffer_size))
         self.buf_eps = np.zeros((R, self.buffer_size, M))
         self.n_seen = np.zeros(1)
@@ -179,7 +179,7 @@ class EnsembleGAMBITTS(BatchedAgent):
                 value = arrays.pop(f"torch.{group}.{k}", None)
                 if value is None or value.shape != tuple(getattr(self, group)[k].shape):
                     raise ValueError(f"state: torch.{group}.{k} missing or of the wrong shape")
-                getattr(self, group)[k] = torch.from_numpy(np.array(value, dtype=np.float64))
+                getattr(self, group)[k] = torch.from_numpy(np.array(value, dtype=np.float32))
         super().load_state_dict({**state, "arrays": arrays})
 
     # -- the networks --------------------------------------------------------------------
@@ -202,12 +202,12 @@ class EnsembleGAMBITTS(BatchedAgent):
         R, M, B = self.n_rows, self.n_members, min(self.batch_size, size)
         idx = self.rng.integers(size, size=(R, M, B))
         rows = np.arange(R)[:, None, None]
-        x = torch.from_numpy(self.buf_x[rows, idx])  # (R, M, B, D)
+        x = torch.from_numpy(self.buf_x[rows, idx].astype(np.float32))  # (R, M, B, D); float32 halves the cost
         y = self.buf_y[rows, idx]
         eps = self.buf_eps[rows, idx, np.arange(M)[None, :, None]]
         a_n, b_n = self.noise_model.posterior.noise_params()
         sigma = np.sqrt(b_n / np.maximum(a_n - 1.0, 1e-9))[:, None, None]  # posterior mean of v, per row
-        target = torch.from_numpy((y + sigma * eps - self.y_loc[0]) / self.y_scale[0])
+        target = torch.from_numpy(((y + sigma * eps - self.y_loc[0]) / self.y_scale[0]).astype(np.float32))
         for v in self.weights.values():
             v.requires_grad_(True)
         pred = self._forward(x)
@@ -253,7 +253,7 @@ class EnsembleGAMBITTS(BatchedAgent):
         torch = self._torch
         z = self._treatment_draws(ctx)  # (R, K, n, d)
         R, K, n, _ = z.shape
-        inputs = torch.from_numpy(self._inputs(z, x).reshape(R, K * n, -1))
+        inputs = torch.from_numpy(self._inputs(z, x).reshape(R, K * n, -1).astype(np.float32))
         members = torch.from_numpy(self.rng.integers(self.n_members, size=R))
         with torch.no_grad():
             out = self._forward(inputs, members).reshape(R, K, n).mean(dim=2)

@@ -62,7 +62,7 @@ def test_members_train_in_one_batched_pass_and_learn_the_reward():
     x = venv.contexts.features[ctx].astype(float)
     z = agent._treatment_draws(ctx)
     R, K, n, _ = z.shape
-    inputs = torch.from_numpy(agent._inputs(z, x).reshape(R, K * n, -1))
+    inputs = torch.from_numpy(agent._inputs(z, x).reshape(R, K * n, -1).astype(np.float32))
     with torch.no_grad():
         out = agent._forward(inputs[:, None].expand(R, 8, K * n, inputs.shape[-1])).reshape(R, 8, K, n)
     pred = out.mean(dim=(1, 3)).numpy()
