@@ -56,6 +56,8 @@ class BatchedAgent:
 
     uses_embedding = False
     needs_contexts = True
+    #: ``from_env`` passes the environment's simulation access as ``simulator=``.
+    wants_simulator = False
 
     def __init__(
         self,
@@ -91,6 +93,8 @@ class BatchedAgent:
     def from_env(cls, env: Any, seed: int | np.random.SeedSequence | None = None, **kwargs: Any):
         """Build for ``env``: a single environment or a vector one (then batched over its sub-envs)."""
         spec = describe_env(env)
+        if cls.wants_simulator:
+            kwargs.setdefault("simulator", spec["simulator"])
         return cls(
             n_actions=spec["n_actions"],
             obs_dim=spec["obs_dim"],

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.common import BatchedAgent, IncompatibleEnvError, describe_env
+from agents.common import BatchedAgent, IncompatibleEnvError
 from agents.posteriors import NormalInverseWishart
 from agents.reward_model import LinearRewardModel
 from gambit_gym._extras import require
@@ -72,6 +72,7 @@ class EnsembleGAMBITTS(BatchedAgent):
     """
 
     uses_embedding = True
+    wants_simulator = True
 
     def __init__(
         self,
@@ -113,11 +114,6 @@ class EnsembleGAMBITTS(BatchedAgent):
         super().__init__(n_actions, obs_dim, **base)
         if self.simulation:
             self.bank = self._offline_bank()
-
-    @classmethod
-    def from_env(cls, env: Any, seed=None, **kwargs: Any) -> EnsembleGAMBITTS:
-        kwargs.setdefault("simulator", describe_env(env)["simulator"])
-        return super().from_env(env, seed=seed, **kwargs)
 
     # -- state ---------------------------------------------------------------------------
     @property

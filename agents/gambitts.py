@@ -19,33 +19,18 @@ from typing import Any
 
 import numpy as np
 
-from agents.common import BatchedAgent, IncompatibleEnvError, describe_env
+from agents.common import IncompatibleEnvError
 from agents.posteriors import NormalInverseWishart
-from agents.reward_model import LinearRewardModel
+from agents.reward_model import LinearRewardAgent, LinearRewardModel
 from gambit_gym._validation import check_int
 
 
-class _GambittsBase(BatchedAgent):
+class _GambittsBase(LinearRewardAgent):
     uses_embedding = True
 
-    def __init__(
-        self,
-        n_actions: int,
-        obs_dim: int,
-        use_context: bool = True,
-        hedged: bool = False,
-        prior_precision: float = 0.1,
-        intercept_precision: float = 1e-6,
-        noise_var: float | None = None,
-        a0: float = 2.0,
-        b0: float = 1.0,
-        **base: Any,
-    ) -> None:
-        self.use_context = bool(use_context)
+    def __init__(self, n_actions: int, obs_dim: int, hedged: bool = False, **kwargs: Any) -> None:
         self.hedged = bool(hedged)
-        self.model_kwargs = dict(prior_precision=prior_precision, intercept_precision=intercept_precision,
-                                 noise_var=noise_var, a0=a0, b0=b0)
-        super().__init__(n_actions, obs_dim, **base)
+        super().__init__(n_actions, obs_dim, **kwargs)
 
     def _init_reward_model(self) -> None:
         blocks = {"z": self.embedding_dim}
@@ -100,6 +85,8 @@ class PoGAMBITTS(_GambittsBase):
         >>> agent.update(obs, action, reward, info)
     """
 
+    wants_simulator = True
+
     def __init__(
         self,
         n_actions: int,
@@ -119,11 +106,6 @@ class PoGAMBITTS(_GambittsBase):
         self._given_means = treatment_means
         super().__init__(n_actions, obs_dim, **kwargs)
         self.treatment_means = self._offline_bank()
-
-    @classmethod
-    def from_env(cls, env: Any, seed=None, **kwargs: Any) -> PoGAMBITTS:
-        kwargs.setdefault("simulator", describe_env(env)["simulator"])
-        return super().from_env(env, seed=seed, **kwargs)
 
     def _offline_bank(self) -> np.ndarray:
         """Bank means of Z per (replication, context, action): ``(R, C, K, d)``."""

@@ -8,8 +8,11 @@ mean term B0 mu0 is kept in the posterior, unlike the paper's code).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
+from agents.common import BatchedAgent
 from agents.posteriors import LinearGaussian
 from gambit_gym._validation import check_float
 
@@ -49,3 +52,31 @@ class LinearRewardModel:
 
     def block(self, theta: np.ndarray, name: str) -> np.ndarray:
         return theta[:, self.slices[name]]
+
+
+class LinearRewardAgent(BatchedAgent):
+    """Base of the agents with a linear reward model (LinearTS, poGAMBITTS, foGAMBITTS).
+
+    Args:
+        use_context: include the context one-hots in the features.
+        prior_precision, intercept_precision: prior precisions (times 1/v) of the
+            coefficients and of the intercept (nearly flat, so any reward scale works).
+        noise_var: fix the noise variance; ``None`` (default) learns it, v ~ InvGamma(a0, b0).
+    """
+
+    def __init__(
+        self,
+        n_actions: int,
+        obs_dim: int,
+        use_context: bool = True,
+        prior_precision: float = 0.1,
+        intercept_precision: float = 1e-6,
+        noise_var: float | None = None,
+        a0: float = 2.0,
+        b0: float = 1.0,
+        **base: Any,
+    ) -> None:
+        self.use_context = bool(use_context)
+        self.model_kwargs = dict(prior_precision=prior_precision, intercept_precision=intercept_precision,
+                                 noise_var=noise_var, a0=a0, b0=b0)
+        super().__init__(n_actions, obs_dim, **base)

@@ -8,7 +8,7 @@ import numpy as np
 
 from agents.common import BatchedAgent
 from agents.posteriors import NormalGamma
-from agents.reward_model import LinearRewardModel
+from agents.reward_model import LinearRewardAgent, LinearRewardModel
 
 
 class StandardTS(BatchedAgent):
@@ -66,7 +66,7 @@ class StandardTS(BatchedAgent):
         self.posterior.update(self._rows, self._cells(ctx) + a, y)
 
 
-class LinearTS(BatchedAgent):
+class LinearTS(LinearRewardAgent):
     """Linear Thompson sampling on [one-hot(a), context, (a x context), 1] (SPEC §2, ``LinTS``).
 
     Normal-Inverse-Gamma model: the noise variance is learned unless ``noise_var``
@@ -75,30 +75,16 @@ class LinearTS(BatchedAgent):
     v ~ InvGamma(a0, b0).
 
     Args:
-        use_context: include the context one-hots.
         interactions: include arm x context interactions (a per-context arm effect).
+        use_context, prior_precision, intercept_precision, noise_var, a0, b0: see
+            :class:`~agents.reward_model.LinearRewardAgent`.
     """
 
     needs_contexts = False
 
-    def __init__(
-        self,
-        n_actions: int,
-        obs_dim: int,
-        use_context: bool = True,
-        interactions: bool = False,
-        prior_precision: float = 0.1,
-        intercept_precision: float = 1e-6,
-        noise_var: float | None = None,
-        a0: float = 2.0,
-        b0: float = 1.0,
-        **base: Any,
-    ) -> None:
-        self.use_context = bool(use_context)
+    def __init__(self, n_actions: int, obs_dim: int, interactions: bool = False, **kwargs: Any) -> None:
         self.interactions = bool(interactions)
-        self.model_kwargs = dict(prior_precision=prior_precision, intercept_precision=intercept_precision,
-                                 noise_var=noise_var, a0=a0, b0=b0)
-        super().__init__(n_actions, obs_dim, **base)
+        super().__init__(n_actions, obs_dim, **kwargs)
 
     def _init_state(self) -> None:
         K, F = self.n_actions, self.obs_dim
