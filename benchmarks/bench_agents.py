@@ -40,18 +40,24 @@ def single_loop(runs: int, horizon: int, n_actions: int) -> dict[str, float]:
     return out
 
 
-def per_round(cls, n_actions: int, d: int, reps: int = 250, rounds: int = 100) -> float:
-    venv = GeneratorMediatedVectorEnv(num_envs=reps, n_actions=n_actions, embedding_dim=d)
-    kwargs = {"n_offline": 100} if cls is PoGAMBITTS else {}
-    agent = cls.from_env(venv, seed=0, **kwargs)
+def per_round(make_agent, reps: int = 250, rounds: int = 100, warmup: int = 0, **env_kwargs) -> float:
+    """Seconds per round of act + step + update for ``make_agent(vector_env)``, timed after ``warmup``."""
+    venv = GeneratorMediatedVectorEnv(num_envs=reps, **env_kwargs)
+    agent = make_agent(venv)
     obs, _ = venv.reset(seed=0)
-    tic = time.perf_counter()
-    for _ in range(rounds):
+    for t in range(warmup + rounds):
+        if t == warmup:
+            tic = time.perf_counter()
         a = agent.act(obs)
         nobs, r, _, _, info = venv.step(a)
         agent.update(obs, a, r, info)
         obs = nobs
     return (time.perf_counter() - tic) / rounds
+
+
+def build(cls):
+    kwargs = {"n_offline": 100} if cls is PoGAMBITTS else {}
+    return lambda env: cls.from_env(env, seed=0, **kwargs)
 
 
 def main() -> None:
@@ -76,7 +82,7 @@ def main() -> None:
     print("(b) per-round cost in ms (act + step + update, 250 replications)")
     print(f"{'agent':12s} " + " ".join(f"{f'K={k},d={d}':>12s}" for k in (5, 40, 200) for d in (3, 20)))
     for name, cls in AGENTS.items():
-        cells = [per_round(cls, k, d) * 1e3 for k in (5, 40, 200) for d in (3, 20)]
+        cells = [per_round(build(cls), n_actions=k, embedding_dim=d) * 1e3 for k in (5, 40, 200) for d in (3, 20)]
         print(f"{name:12s} " + " ".join(f"{c:12.2f}" for c in cells))
 
 

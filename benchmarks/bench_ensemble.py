@@ -8,24 +8,10 @@ the ratio to poGAMBITTS measured in the same run.
 from __future__ import annotations
 
 import argparse
-import time
+
+from bench_agents import per_round  # sibling script: run as python benchmarks/bench_ensemble.py
 
 from agents import EnsembleGAMBITTS, PoGAMBITTS
-from gambit_gym import GeneratorMediatedVectorEnv
-
-
-def per_round(make_agent, reps: int, rounds: int, warmup: int) -> float:
-    venv = GeneratorMediatedVectorEnv(num_envs=reps)
-    agent = make_agent(venv)
-    obs, _ = venv.reset(seed=0)
-    for t in range(warmup + rounds):
-        if t == warmup:
-            tic = time.perf_counter()
-        a = agent.act(obs)
-        nobs, r, _, _, info = venv.step(a)
-        agent.update(obs, a, r, info)
-        obs = nobs
-    return (time.perf_counter() - tic) / rounds
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ import numpy as np
 from gambit_gym._validation import check_choice, check_float, check_int, check_no_unknown
 from gambit_gym.cache.format import TreatmentCache, load_cache
 from gambit_gym.outcomes import LinearOutcome, MLPOutcome
-from gambit_gym.scenarios import Scenario, resolve_noise_sd
+from gambit_gym.scenarios import Scenario, noise_levels, resolve_noise_sd
 
 BUNDLED_CACHE = "mhealth_smollm2.npz"
 
@@ -96,14 +96,11 @@ class CachedLLMScenario(Scenario):
 
         # Which prompts are the actions.
         self.prompt_subset = self._prompts(options, cache, cell_mean)
-        K = len(self.prompt_subset)
         self._counts = counts[:, self.prompt_subset]
         self._starts = starts[:, self.prompt_subset]
-        self._order = order
         self._f = f_all[order]
         self._texts = cache.texts[order]
         self._working = self._working_embedding(options["working_embedding"], cache)[order]
-        self.working_embedding_name = options["working_embedding"]
         self.prompt_ids = [cache.prompts[p]["id"] for p in self.prompt_subset]
         self._set_oracle(cell_mean[:, self.prompt_subset])
 
@@ -112,8 +109,7 @@ class CachedLLMScenario(Scenario):
         field = check_float("field_noise_sd", options["field_noise_sd"] or spec["field_noise_sd"], minimum=0.0)
         self.noise_sd = resolve_noise_sd(options["noise_level"], options["reward_noise_sd"], self.treatment_scale,
                                          field)
-        self.noise_levels = np.linspace(self.treatment_scale, field, 5)
-        assert K == self.expected_reward.shape[1]
+        self.noise_levels = noise_levels(self.treatment_scale, field)
 
     # -- construction helpers ------------------------------------------------------------
     def _outcome(self, name: str, spec: dict[str, Any], latent: np.ndarray, problem_seed: int):

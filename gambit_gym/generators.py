@@ -56,18 +56,17 @@ class GaussianTreatments:
     def dim(self) -> int:
         return self.means.shape[2]
 
+    def _noise(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """``n`` draws of N(0, Sigma)."""
+        noise = rng.standard_normal((n, self.dim))
+        return noise * self._iso_sd if self._iso_sd is not None else noise @ self._chol_t
+
     def sample(self, actions: np.ndarray, contexts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        noise = rng.standard_normal((len(actions), self.dim))
-        noise = noise * self._iso_sd if self._iso_sd is not None else noise @ self._chol_t
-        return self.means[contexts, actions] + noise
+        return self.means[contexts, actions] + self._noise(len(actions), rng)
 
     def sample_cell(self, action: int, context: int, n: int, rng: np.random.Generator) -> np.ndarray:
         """``n`` draws for one (action, context): the simulation-access path, no gather needed."""
-        noise = rng.standard_normal((n, self.dim))
-        if self._iso_sd is not None:
-            noise *= self._iso_sd
-        else:
-            noise = noise @ self._chol_t
+        noise = self._noise(n, rng)
         noise += self.means[context, action]
         return noise
 
