@@ -59,6 +59,9 @@ class EnsembleGAMBITTS(BatchedAgent):
             when the env has it) or learn the treatment model online (fo form).
         n_offline: bank draws kept per (context, action) for the po form (100).
         n_mc: Monte-Carlo draws of Z per action for the fo form (32).
+        n_score: for the po form, score each round with a fresh random subset of this
+            many bank draws per action (None: the whole bank). Keeps the cost of acting
+            flat when the simulation budget ``n_offline`` is large.
         use_context: feed the context one-hot to the nets (True).
 
     Example:
@@ -89,6 +92,7 @@ class EnsembleGAMBITTS(BatchedAgent):
         simulator: Callable[..., np.ndarray] | None = None,
         n_offline: int = 100,
         n_mc: int = 32,
+        n_score: int | None = None,
         use_context: bool = True,
         **base: Any,
     ) -> None:
@@ -101,6 +105,7 @@ class EnsembleGAMBITTS(BatchedAgent):
         self.weight_decay = check_float("weight_decay", weight_decay, minimum=0.0)
         self.n_offline = check_int("n_offline", n_offline, 1)
         self.n_mc = check_int("n_mc", n_mc, 1)
+        self.n_score = None if n_score is None else check_int("n_score", n_score, 1)
         self.use_context = bool(use_context)
         if simulation is None:
             simulation = simulator is not None
@@ -181,16 +186,61 @@ class EnsembleGAMBITTS(BatchedAgent):
     # -- the networks --------------------------------------------------------------------
     def _forward(self, x, members=None):
         """Outputs of all members ``x (R, M, n, D) -> (R, M, n)``, or of one member per row
-        (``members (R,)``, ``x (R, n, D) -> (R, n)``)."""
+        (``members (R,)``, ``x (R, n, D) -> (R, n)``), in cache-sized chunks of nets."""
         torch = self._torch
         w = self.weights
         if members is None:
-            h = torch.relu(torch.einsum("rmnd,rmdh->rmnh", x, w["w1"]) + w["b1"][:, :, None, :])
-            return torch.einsum("rmnh,rmh->rmn", h, w["w2"]) + w["b2"][:, :, None]
-        rows = torch.arange(self.n_rows)
-        w1, b1, w2, b2 = (w[k][rows, members] for k in ("w1", "b1", "w2", "b2"))
-        h = torch.relu(torch.einsum("rnd,rdh->rnh", x, w1) + b1[:, None, :])
-        return torch.einsum("rnh,rh->rn", h, w2) + b2[:, None]
+            R, M = self.n_rows, self.n_members
+            w1, b1, w2, b2 = (w[k].reshape((R * M,) + w[k].shape[2:]) for k in ("w1", "b1", "w2", "b2"))
+            x = x.reshape((R * M,) + x.shape[2:])
+        else:
+            rows = torch.arange(self.n_rows)
+            w1, b1, w2, b2 = (w[k][rows, members] for k in ("w1", "b1", "w2", "b2"))
+        n_nets, n = x.shape[0], x.shape[1]
+        out = torch.empty(n_nets, n, 1, dtype=torch.float32)
+        step = max(1, self._chunk_floats // (n * self.hidden))
+        for s in range(0, n_nets, step):
+            c = slice(s, s + step)
+            h = torch.baddbmm(b1[c, None, :], x[c], w1[c]).relu_()
+            torch.baddbmm(b2[c, None, None], h, w2[c, :, None], out=out[c])
+        return out.reshape(x.shape[:2] if members is not None else (self.n_rows, self.n_members, n))
+
+    def _gradients(self, x, target) -> dict[str, Any]:
+        """Exact gradients of ``sum_{r,m} mean_b (f_rm(x_rmb) - target_rmb)^2 + wd * |w|^2``.
+
+        Written out by hand (a one-hidden-layer ReLU net has a three-line backward pass):
+        autograd kept every intermediate of all (R x M) nets alive at once, and the
+        activations of one round (R x M x B x H floats) overflow the CPU caches, so the
+        (replication, member) grid is processed in chunks of nets that fit in cache.
+        ``x (R, M, B, D)``, ``target (R, M, B)``; all members of a chunk in one ``bmm``.
+        """
+        torch = self._torch
+        R, M, B, D = x.shape
+        H = self.hidden
+        w = self.weights
+        w1, b1 = w["w1"].view(R * M, D, H), w["b1"].view(R * M, 1, H)
+        w2, b2 = w["w2"].view(R * M, H, 1), w["b2"].view(R * M, 1, 1)
+        x, target = x.view(R * M, B, D), target.view(R * M, B, 1)
+        grads = {k: torch.empty_like(v) for k, v in w.items()}
+        g1, gb1 = grads["w1"].view(R * M, D, H), grads["b1"].view(R * M, 1, H)
+        g2, gb2 = grads["w2"].view(R * M, H, 1), grads["b2"].view(R * M, 1, 1)
+        step = max(1, self._chunk_floats // (B * H))
+        for s in range(0, R * M, step):
+            c = slice(s, s + step)
+            h = torch.baddbmm(b1[c], x[c], w1[c]).relu_()  # (n, B, H)
+            g_out = (torch.baddbmm(b2[c], h, w2[c]) - target[c]).mul_(2.0 / B)  # dLoss/dprediction
+            torch.bmm(h.transpose(1, 2), g_out, out=g2[c])
+            torch.sum(g_out, dim=1, keepdim=True, out=gb2[c])
+            g_h = torch.bmm(g_out, w2[c].transpose(1, 2)).mul_(h > 0)
+            torch.bmm(x[c].transpose(1, 2), g_h, out=g1[c])
+            torch.sum(g_h, dim=1, keepdim=True, out=gb1[c])
+        if self.weight_decay:
+            grads["w1"].add_(w["w1"], alpha=2 * self.weight_decay)
+            grads["w2"].add_(w["w2"], alpha=2 * self.weight_decay)
+        return grads
+
+    #: hidden activations per chunk in ``_gradients`` (~1.3 MB of float32: fits in L2)
+    _chunk_floats = 320_000
 
     def _train_step(self) -> None:
         torch = self._torch
@@ -198,28 +248,22 @@ class EnsembleGAMBITTS(BatchedAgent):
         R, M, B = self.n_rows, self.n_members, min(self.batch_size, size)
         idx = self.rng.integers(size, size=(R, M, B))
         rows = np.arange(R)[:, None, None]
-        x = torch.from_numpy(self.buf_x[rows, idx].astype(np.float32))  # (R, M, B, D); float32 halves the cost
+        x = torch.from_numpy(self.buf_x[rows, idx])  # (R, M, B, D) float32: half the cost of float64
         y = self.buf_y[rows, idx]
         eps = self.buf_eps[rows, idx, np.arange(M)[None, :, None]]
         a_n, b_n = self.noise_model.posterior.noise_params()
         sigma = np.sqrt(b_n / np.maximum(a_n - 1.0, 1e-9))[:, None, None]  # posterior mean of v, per row
         target = torch.from_numpy(((y + sigma * eps - self.y_loc[0]) / self.y_scale[0]).astype(np.float32))
-        for v in self.weights.values():
-            v.requires_grad_(True)
-        pred = self._forward(x)
-        loss = ((pred - target) ** 2).mean(dim=2).sum()
-        loss = loss + self.weight_decay * sum((v**2).sum() for k, v in self.weights.items() if k.startswith("w"))
-        grads = torch.autograd.grad(loss, list(self.weights.values()))
+        grads = self._gradients(x, target)
         self.adam_step += 1
         t = self.adam_step[0]
         with torch.no_grad():
-            for (k, v), g in zip(self.weights.items(), grads):
-                v.requires_grad_(False)
+            for k, v in self.weights.items():
+                g = grads[k]
                 self.adam_m[k].mul_(0.9).add_(g, alpha=0.1)
                 self.adam_v[k].mul_(0.999).addcmul_(g, g, value=0.001)
-                m_hat = self.adam_m[k] / (1 - 0.9**t)
-                v_hat = self.adam_v[k] / (1 - 0.999**t)
-                v.sub_(self.lr * m_hat / (v_hat.sqrt() + 1e-8))
+                denom = (self.adam_v[k] / (1 - 0.999**t)).sqrt_().add_(1e-8)
+                v.addcdiv_(self.adam_m[k], denom, value=-self.lr / (1 - 0.9**t))
 
     # -- the protocol hooks --------------------------------------------------------------
     def _inputs(self, z: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -233,7 +277,10 @@ class EnsembleGAMBITTS(BatchedAgent):
     def _treatment_draws(self, ctx: np.ndarray) -> np.ndarray:
         """Monte-Carlo draws of Z for every action in each row's context: ``(R, K, n, d)``."""
         if self.simulation:
-            return self.bank[self._rows, ctx].astype(np.float64)
+            if self.n_score is None or self.n_score >= self.n_offline:
+                return self.bank[self._rows, ctx].astype(np.float64)
+            draws = self.rng.choice(self.n_offline, size=self.n_score, replace=False)
+            return self.bank[self._rows, ctx][:, :, draws].astype(np.float64)
         cells = ctx[:, None] * self.n_actions + np.arange(self.n_actions)
         rows = self._rows[:, None]
         mean = self.treatment.sample_mean(self.rng, rows, cells)  # a posterior draw of each cell's mean

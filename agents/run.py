@@ -14,7 +14,18 @@ import numpy as np
 
 from gambit_gym._validation import check_int
 
-AgentSpec = Any  # a class with from_env, a (class, kwargs) pair, or a callable (env, seed) -> agent
+AgentSpec = Any  # a class with from_env, "sb3:PPO", a (class or "sb3:..", kwargs) pair, or a callable (env, seed)
+SB3_PREFIX = "sb3:"
+
+
+def _sb3_spec(spec: AgentSpec) -> tuple[str, dict[str, Any]] | None:
+    """``"sb3:PPO"`` or ``("sb3:PPO", kwargs)`` -> ``("PPO", kwargs)``; anything else -> None."""
+    kwargs: Mapping[str, Any] = {}
+    if isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[1], Mapping):
+        spec, kwargs = spec
+    if isinstance(spec, str) and spec.startswith(SB3_PREFIX):
+        return spec[len(SB3_PREFIX):], dict(kwargs)
+    return None
 
 
 @dataclass
@@ -134,7 +145,9 @@ def run_bandit(
         env: an environment id registered with a vector entry point, or a callable
             ``(num_envs, horizon, **env_kwargs) -> VectorEnv``.
         agents: name -> agent class (anything with ``from_env(env, seed, **kw)``),
-            ``(class, kwargs)``, or callable ``(env, seed) -> agent``.
+            ``(class, kwargs)``, or callable ``(env, seed) -> agent``; or a Stable-Baselines3
+            algorithm ``"sb3:PPO"`` / ``("sb3:DQN", kwargs)``, trained with its own ``learn()``
+            loop in each replication (see :func:`agents.sb3.run_sb3`; it needs ``env`` as an id).
     """
     horizon = check_int("horizon", horizon, 1)
     replications = check_int("replications", replications, 1)
@@ -143,14 +156,26 @@ def run_bandit(
     if not isinstance(agents, Mapping) or not agents:
         raise ValueError("agents: expected a non-empty mapping name -> agent class")
     env_kwargs = dict(env_kwargs or {})
+    sb3 = {name: parsed for name, spec in agents.items() if (parsed := _sb3_spec(spec)) is not None}
     regret = {name: np.empty((replications, horizon)) for name in agents}
     seconds = dict.fromkeys(agents, 0.0)
-    starts = list(range(0, replications, block))
+    if sb3 and not isinstance(env, str):
+        raise TypeError(f"env: Stable-Baselines3 agents {sorted(sb3)} need an environment id, got {env!r}")
+    for name, (algorithm, kwargs) in sb3.items():
+        from agents.sb3 import run_sb3
+
+        res = run_sb3(algorithm, env, horizon=horizon, replications=replications, seed=seed, env_kwargs=env_kwargs,
+                      progress=progress, **kwargs)
+        regret[name], seconds[name] = res.cumulative_regret[algorithm], res.seconds[algorithm]
+    n_agents = len(agents)  # seeds are spawned by position among all agents, SB3 ones included
+    agents = {name: spec for name, spec in agents.items() if name not in sb3}
+    starts = list(range(0, replications, block)) if agents else []
     block_seeds = np.random.SeedSequence(seed).spawn(len(starts))
-    bar = _progress(progress, len(starts) * len(agents) * horizon)
+    bar = _progress(progress and bool(starts), len(starts) * len(agents) * horizon)
     for start, block_seed in zip(starts, block_seeds):
         n = min(block, replications - start)
-        env_seed, *agent_seeds = block_seed.spawn(1 + len(agents))
+        env_seed, *spawned = block_seed.spawn(1 + n_agents)
+        agent_seeds = [s for name, s in zip(regret, spawned) if name in agents]
         reset_seed = int(env_seed.generate_state(1)[0])
         for (name, spec), agent_seed in zip(agents.items(), agent_seeds):
             tic = time.perf_counter()

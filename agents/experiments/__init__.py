@@ -1,0 +1,41 @@
+"""Experiments: configs, sweeps, a resumable runner (local processes or Ray) and reports.
+
+    from agents.experiments import load_experiment, run_experiments, write_report
+
+    exp = load_experiment("arms")                 # or a TOML file of your own
+    run_experiments([exp], "results/")            # resumable; one CSV per finished config
+    write_report("results/")                      # plots + report.md
+
+The paper's grid ships as named experiments (``named_experiments()``), also
+runnable as ``gambit-gym experiment run all``.
+"""
+
+from agents.experiments.config import (
+    PAPER_ORDER,
+    Config,
+    Experiment,
+    ExperimentError,
+    SweepParameter,
+    load_experiment,
+    named_experiments,
+)
+from agents.experiments.report import check_findings, load_results, write_report
+from agents.experiments.runner import BACKENDS, read_results, run_config, run_experiment, run_experiments
+
+__all__ = [
+    "BACKENDS",
+    "PAPER_ORDER",
+    "Config",
+    "Experiment",
+    "check_findings",
+    "load_results",
+    "write_report",
+    "ExperimentError",
+    "SweepParameter",
+    "load_experiment",
+    "named_experiments",
+    "read_results",
+    "run_config",
+    "run_experiment",
+    "run_experiments",
+]

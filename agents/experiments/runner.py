@@ -1,0 +1,272 @@
+"""Run the configs of one or more experiments, resumably, on a local or a Ray backend.
+
+Each config runs as one job: all its replications are batched through the
+vector environment (``run_bandit``), every agent meets the same root seed, and
+the finished config is written at once as one tidy CSV file (written to a
+temporary name, then renamed, so a results file is either complete or absent).
+A second run of the same sweep skips the configs whose files exist, so an
+interrupted sweep resumes where it stopped. Jobs run in a single thread of
+linear algebra each, so the numbers do not depend on the backend, the number of
+workers or the order in which configs finish.
+
+Results layout::
+
+    OUT/<experiment>/experiment.json        the definition (checked on resume)
+    OUT/<experiment>/<param=label,...>.csv  one file per config
+
+CSV columns: ``experiment, config, <one column per swept parameter>, agent,
+statistic, round, replication, value`` with ``statistic`` one of ``mean`` and
+``se`` (cumulative pseudo-regret per round, over replications), ``final`` (the
+final cumulative regret of each replication) and ``seconds`` (wall time of the
+agent's runs).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+import os
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agents.experiments.config import Config, Experiment, ExperimentError, resolve_agent_type
+from agents.run import run_bandit
+
+BACKENDS = ("serial", "process", "ray")
+ENV_ID = "GeneratorMediated-v0"
+FIXED_COLUMNS = ("experiment", "config")
+TAIL_COLUMNS = ("agent", "statistic", "round", "replication", "value")
+
+
+@contextmanager
+def _one_thread():
+    """Pin torch to one thread for the job (results then never depend on thread scheduling)."""
+    torch = None
+    try:
+        import torch  # noqa: F401 - only if installed; the bandit agents do not need it
+    except ImportError:
+        pass
+    before = torch.get_num_threads() if torch is not None else None
+    if torch is not None:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if torch is not None:
+            torch.set_num_threads(before)
+
+
+def run_config(config: Config) -> dict[str, Any]:
+    """Run one config; returns plain arrays (cheap to send back from a worker)."""
+    agents = {}
+    for label, spec in config.agents.items():
+        kwargs = {k: v for k, v in spec.items() if k != "type"}
+        agents[label] = (resolve_agent_type(spec["type"]), kwargs)
+    with _one_thread():
+        res = run_bandit(ENV_ID, agents, horizon=config.horizon, replications=config.replications, seed=config.seed,
+                         env_kwargs=config.env, block_size=config.block_size, progress=False)
+    out = {}
+    for label, reg in res.cumulative_regret.items():
+        n = reg.shape[0]
+        se = reg.std(axis=0, ddof=1) / math.sqrt(n) if n > 1 else np.full(reg.shape[1], np.nan)
+        out[label] = {"mean": reg.mean(axis=0), "se": se, "final": reg[:, -1].copy(), "seconds": res.seconds[label]}
+    return out
+
+
+def config_table(config: Config, result: dict[str, Any]) -> str:
+    """The tidy CSV text of one finished config."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    params = list(config.params)
+    writer.writerow([*FIXED_COLUMNS, *params, *TAIL_COLUMNS])
+    head = [config.experiment, config.config_id, *(config.params[p] for p in params)]
+    for agent, r in result.items():
+        for stat in ("mean", "se"):
+            for t, v in enumerate(r[stat], start=1):
+                writer.writerow([*head, agent, stat, t, "", repr(float(v))])
+        for i, v in enumerate(r["final"]):
+            writer.writerow([*head, agent, "final", config.horizon, i, repr(float(v))])
+        writer.writerow([*head, agent, "seconds", "", "", repr(float(r["seconds"]))])
+    return buf.getvalue()
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that ``path`` is either absent or complete."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8", newline="") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _prepare(experiment: Experiment, out: Path) -> Path:
+    folder = out / experiment.name
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob(".*.tmp"):  # left by a run killed mid-write; never a results file
+        stale.unlink()
+    meta = folder / "experiment.json"
+    definition = json.dumps(experiment.definition(), indent=2, sort_keys=True, default=str)
+    if meta.exists():
+        if meta.read_text(encoding="utf-8") != definition:
+            raise ExperimentError(
+                f"{folder}: holds results of a different definition of experiment {experiment.name!r} "
+                "(changed settings, size or seed); use another --out folder or delete this one"
+            )
+    else:
+        write_atomic(meta, definition)
+    return folder
+
+
+def _cost(config: Config) -> float:
+    """Rough relative cost, to start the longest configs first."""
+    k = config.env.get("n_actions") or 5
+    weight = 0.0
+    for spec in config.agents.values():
+        weight += 40.0 if spec["type"] == "EnsembleGAMBITTS" else 8.0 if spec["type"].startswith("sb3:") else 1.0
+    return config.horizon * config.replications * weight * (1 + k / 20)
+
+
+def run_experiments(
+    experiments: Sequence[Experiment],
+    out: str | Path = "results",
+    backend: str = "process",
+    workers: int | None = None,
+    address: str | None = None,
+    progress: bool = True,
+    on_done: Callable[[Config, Path], None] | None = None,
+) -> dict[str, list[Path]]:
+    """Run every config not yet on disk; returns experiment name -> its config files (grid order).
+
+    Args:
+        experiments: the experiments (see :func:`~agents.experiments.config.load_experiment`).
+        out: results root; each experiment writes to ``out/<name>/``.
+        backend: ``"process"`` (local processes, default), ``"serial"`` (this process) or
+            ``"ray"`` (Ray tasks; ``address`` as for ``ray.init``, e.g. ``"auto"``).
+        workers: local processes (default: the number of CPUs).
+
+    Example:
+        >>> import tempfile
+        >>> from agents.experiments import Experiment, run_experiments
+        >>> exp = Experiment.from_dict({"name": "tiny", "horizon": 20, "replications": 3, "seed": 1,
+        ...     "env": {"variant": "synthetic"}, "agents": {"StdTS": {"type": "StandardTS"}},
+        ...     "sweep": {"env.n_actions": [3, 5]}})
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     files = run_experiments([exp], d, backend="serial", progress=False)
+        ...     print([f.name for f in files["tiny"]])
+        ['n_actions=3.csv', 'n_actions=5.csv']
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend: expected one of {list(BACKENDS)}, got {backend!r}")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise ValueError(f"workers: expected an integer >= 1, got {workers!r}")
+    if len({e.name for e in experiments}) != len(experiments):
+        raise ValueError("experiments: two experiments share a name; their results would collide")
+    out = Path(out)
+    files: dict[str, list[Path]] = {}
+    todo: list[tuple[Config, Path]] = []
+    for exp in experiments:
+        folder = _prepare(exp, out)
+        files[exp.name] = []
+        for config in exp.configs():
+            path = folder / config.filename
+            files[exp.name].append(path)
+            if not path.exists():
+                todo.append((config, path))
+    todo.sort(key=lambda cp: -_cost(cp[0]))
+    bar = _bar(progress, len(todo), sum(len(v) for v in files.values()) - len(todo))
+
+    def finish(config: Config, path: Path, result: dict[str, Any]) -> None:
+        write_atomic(path, config_table(config, result))
+        if bar is not None:
+            bar.set_postfix_str(f"{config.experiment}/{config.config_id}", refresh=False)
+            bar.update(1)
+        if on_done is not None:
+            on_done(config, path)
+
+    try:
+        if backend == "serial" or not todo:
+            for config, path in todo:
+                finish(config, path, run_config(config))
+        elif backend == "process":
+            _run_processes(todo, workers, finish)
+        else:
+            _run_ray(todo, address, finish)
+    finally:
+        if bar is not None:
+            bar.close()
+    return files
+
+
+def run_experiment(experiment: Experiment, out: str | Path = "results", **kwargs: Any) -> list[Path]:
+    """One experiment (see :func:`run_experiments`)."""
+    return run_experiments([experiment], out, **kwargs)[experiment.name]
+
+
+def _run_processes(todo: Iterable[tuple[Config, Path]], workers: int | None, finish) -> None:
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    todo = list(todo)
+    n = min(workers or os.cpu_count() or 1, len(todo))
+    # spawn: a clean interpreter per worker (no forked torch or BLAS thread state)
+    with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn")) as pool:
+        pending = {pool.submit(run_config, config): (config, path) for config, path in todo}
+        try:
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    config, path = pending.pop(future)
+                    finish(config, path, future.result())
+        except BaseException:
+            for future in pending:
+                future.cancel()
+            raise
+
+
+def _run_ray(todo: Iterable[tuple[Config, Path]], address: str | None, finish) -> None:
+    from gambit_gym._extras import require
+
+    ray = require("ray", "ray", "the Ray backend (--backend ray)")
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING)
+    task = ray.remote(num_cpus=1)(run_config)
+    pending = {task.remote(config): (config, path) for config, path in todo}
+    try:
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            for ref in done:
+                config, path = pending.pop(ref)
+                finish(config, path, ray.get(ref))
+    except BaseException:
+        for ref in pending:
+            ray.cancel(ref)
+        raise
+
+
+def _bar(enabled: bool, total: int, skipped: int):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    desc = f"configs ({skipped} already done)" if skipped else "configs"
+    return tqdm(total=total, desc=desc, unit="config", smoothing=0.0)
+
+
+def read_results(path: str | Path) -> list[dict[str, Any]]:
+    """Rows of one results CSV as dicts (``value`` as float, ``round``/``replication`` as int or None)."""
+    rows = []
+    with open(path, encoding="utf-8", newline="") as fh:
+        for row in csv.DictReader(fh):
+            row["value"] = float(row["value"])
+            row["round"] = int(row["round"]) if row["round"] else None
+            row["replication"] = int(row["replication"]) if row["replication"] else None
+            rows.append(row)
+    return rows
