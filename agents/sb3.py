@@ -129,7 +129,10 @@ def run_sb3(
             except TypeError as exc:
                 raise TypeError(f"sb3:{algorithm}: {exc} (settings passed: {sorted(settings)})") from exc
             model.learn(total_timesteps=horizon)
-            regret[i] = recorder.cumulative_regret(horizon=horizon, include_current=True)[0]
+            # the first episode is the T rounds of this replication (PPO/A2C may step a few rounds past
+            # it to fill their last rollout; those belong to a second episode and are not counted)
+            first = recorder.episodes[0] if recorder.episodes else np.asarray(recorder.current)
+            regret[i] = np.cumsum(first[:horizon])
             if bar is not None:
                 bar.update(1)
     finally:

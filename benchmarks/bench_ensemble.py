@@ -1,8 +1,8 @@
 """Ensemble GAMBITTS cost per round against linear poGAMBITTS (250 replications).
 
 Run: ``python benchmarks/bench_ensemble.py [--rounds 10]``. Times ``act + step + update``
-after the default 100-round warm-up (training on, on full minibatches of 100: the buffer
-holds at least one minibatch), on the default synthetic environment, and prints the ratio
+after the default 100-round warm-up (training on, on full minibatches: the buffer holds
+more than one minibatch), on the default synthetic environment, and prints the ratio
 to poGAMBITTS measured in the same run.
 """
 
@@ -20,7 +20,7 @@ def main() -> None:
     parser.add_argument("--replications", type=int, default=250)
     parser.add_argument("--rounds", type=int, default=10)
     args = parser.parse_args()
-    warm = 100  # the default warm-up; a shorter one would time minibatches smaller than 100
+    warm = 100  # the default warm-up; a shorter one could time partial minibatches
     po = per_round(lambda env: PoGAMBITTS.from_env(env, seed=0), args.replications, args.rounds * 10, warm)
     print(f"{args.replications} replications; per round (act + step + update), training on")
     print(f"  poGAMBITTS (linear)        {po * 1e3:9.2f} ms   1x")

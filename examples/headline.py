@@ -1,14 +1,17 @@
-"""The headline comparison: GAMBITTS against standard and linear Thompson sampling.
+"""The headline comparison: GAMBITTS against standard and linear Thompson sampling on real LLM messages.
 
-Runs poGAMBITTS, foGAMBITTS, standard TS and linear TS on the default
-``GeneratorMediated-v0`` instance (synthetic, K = 5 prompts, d = 3, lowest noise
-level) for T = 1000 rounds and 50 replications, prints mean +- SE of the final
-cumulative pseudo-regret, and writes the regret plot.
+Runs poGAMBITTS, foGAMBITTS, ensemble GAMBITTS (when the ``torch`` extra is
+installed), standard TS and linear TS on the bundled cached-LLM environment
+(``GeneratorMediated-v0`` with ``variant="cached-llm"``: 4,800 SmolLM2 messages,
+K = 5 prompts, the SPEC's 3-D linear outcome on the messages' style scores,
+lowest noise level) for T = 1000 rounds and 50 replications, prints mean +- SE
+of the final cumulative pseudo-regret, and writes the regret plot.
 
     python examples/headline.py [--replications 50] [--out results/headline.png]
 """
 
 import argparse
+import importlib.util
 from pathlib import Path
 
 from agents import FoGAMBITTS, LinearTS, PoGAMBITTS, StandardTS, run_bandit
@@ -20,10 +23,18 @@ parser.add_argument("--seed", type=int, default=323)
 parser.add_argument("--out", default="results/headline.png")
 args = parser.parse_args()
 
-agents = {"poGAMBITTS": PoGAMBITTS, "foGAMBITTS": FoGAMBITTS, "StdTS": StandardTS, "LinTS": LinearTS}
+agents = {"poGAMBITTS": (PoGAMBITTS, {"n_offline": 500}), "foGAMBITTS": FoGAMBITTS}
+if importlib.util.find_spec("torch") is not None:
+    from agents import EnsembleGAMBITTS
+
+    agents["ensemble"] = EnsembleGAMBITTS
+else:
+    print('ensemble GAMBITTS skipped: pip install "gambit-gym[torch]" to include it')
+agents.update({"StdTS": StandardTS, "LinTS": LinearTS})
+env_kwargs = {"variant": "cached-llm", "outcome": "linear-3d", "n_actions": 5, "noise_level": 0}
 result = run_bandit("GeneratorMediated-v0", agents, horizon=args.horizon, replications=args.replications,
-                    seed=args.seed)
+                    seed=args.seed, env_kwargs=env_kwargs)
 print(result.table())
 Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-result.plot(args.out, title=f"GeneratorMediated-v0 (synthetic, K=5), {args.replications} replications")
+result.plot(args.out, title=f"cached-LLM env (SmolLM2 messages, K=5), {args.replications} replications")
 print(f"plot written to {args.out}")

@@ -31,3 +31,12 @@ def test_quickstart_prints_random_and_oracle_regret():
     out = subprocess.run([sys.executable, str(ROOT / "examples" / "quickstart.py")], capture_output=True,
                          text=True, check=True).stdout
     assert "random" in out and "oracle: cumulative regret after 1000 rounds =     0.00" in out
+
+
+def test_headline_compares_all_agents_on_the_cached_llm_env(tmp_path):
+    out = subprocess.run([sys.executable, str(ROOT / "examples" / "headline.py"), "--replications", "3",
+                          "--horizon", "150", "--out", str(tmp_path / "h.png")], capture_output=True, text=True,
+                         check=True).stdout
+    for agent in ("poGAMBITTS", "foGAMBITTS", "ensemble", "StdTS", "LinTS"):
+        assert f"| {agent} |" in out
+    assert (tmp_path / "h.png").stat().st_size > 10_000
