@@ -115,6 +115,8 @@ class EnsembleGAMBITTS(BatchedAgent):
                 "env: EnsembleGAMBITTS(simulation=True) needs simulation access (env.unwrapped.sample_treatments)"
             )
         self.simulation = bool(simulation)
+        if self.n_score is not None and not self.simulation:
+            raise ValueError("n_score: applies to the po form (simulation=True) only; the fo form draws n_mc")
         self._simulator = simulator
         self._torch = _torch()
         super().__init__(n_actions, obs_dim, **base)
@@ -255,16 +257,19 @@ class EnsembleGAMBITTS(BatchedAgent):
         a_n, b_n = self.noise_model.posterior.noise_params()
         sigma = np.sqrt(b_n / np.maximum(a_n - 1.0, 1e-9))[:, None, None]  # posterior mean of v, per row
         target = torch.from_numpy(((y + sigma * eps - self.y_loc[0]) / self.y_scale[0]).astype(np.float32))
-        grads = self._gradients(x, target)
+        self._adam_step(self._gradients(x, target))
+
+    def _adam_step(self, grads: dict[str, Any]) -> None:
+        """Adam (beta = 0.9, 0.999; eps = 1e-8; bias-corrected) on the stacked weights, state kept
+        across rounds. Element-wise, so it is M x R independent optimisers."""
         self.adam_step += 1
         t = self.adam_step[0]
-        with torch.no_grad():
-            for k, v in self.weights.items():
-                g = grads[k]
-                self.adam_m[k].mul_(0.9).add_(g, alpha=0.1)
-                self.adam_v[k].mul_(0.999).addcmul_(g, g, value=0.001)
-                denom = (self.adam_v[k] / (1 - 0.999**t)).sqrt_().add_(1e-8)
-                v.addcdiv_(self.adam_m[k], denom, value=-self.lr / (1 - 0.9**t))
+        for k, v in self.weights.items():
+            g = grads[k]
+            self.adam_m[k].mul_(0.9).add_(g, alpha=0.1)
+            self.adam_v[k].mul_(0.999).addcmul_(g, g, value=0.001)
+            denom = (self.adam_v[k] / (1 - 0.999**t)).sqrt_().add_(1e-8)
+            v.addcdiv_(self.adam_m[k], denom, value=-self.lr / (1 - 0.9**t))
 
     # -- the protocol hooks --------------------------------------------------------------
     def _inputs(self, z: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -281,7 +286,8 @@ class EnsembleGAMBITTS(BatchedAgent):
             if self.n_score is None or self.n_score >= self.n_offline:
                 return self.bank[self._rows, ctx].astype(np.float64)
             draws = self.rng.choice(self.n_offline, size=self.n_score, replace=False)
-            return self.bank[self._rows, ctx][:, :, draws].astype(np.float64)
+            actions = np.arange(self.n_actions)[None, :, None]
+            return self.bank[self._rows[:, None, None], ctx[:, None, None], actions, draws].astype(np.float64)
         cells = ctx[:, None] * self.n_actions + np.arange(self.n_actions)
         rows = self._rows[:, None]
         mean = self.treatment.sample_mean(self.rng, rows, cells)  # a posterior draw of each cell's mean

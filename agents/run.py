@@ -137,9 +137,11 @@ def run_bandit(
     Replications are stepped together through the vector environment, in blocks
     of ``block_size`` (default: all at once). Streams come from one root seed:
     ``SeedSequence(seed)`` spawns one child per block, which spawns the block's
-    environment seed and one seed per agent, so every agent meets the same
-    environment seed (common random numbers where the streams line up) and the
-    same ``(seed, block_size)`` gives identical results, bit for bit.
+    environment seed and one seed per agent (by the agent's position in
+    ``agents``), so every agent meets the same environment seed (common random
+    numbers where the streams line up) and the same ``(seed, block_size, agent
+    order)`` gives identical results, bit for bit. SB3 agents seed each
+    replication from ``SeedSequence(seed)`` instead (see :func:`agents.sb3.run_sb3`).
 
     Args:
         env: an environment id registered with a vector entry point, or a callable

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
@@ -36,6 +36,9 @@ import numpy as np
 from gambit_gym._extras import require
 from gambit_gym._validation import check_choice, check_int
 from gambit_gym.wrappers import RecordRegret
+
+if TYPE_CHECKING:
+    from agents.run import BanditResult
 
 SB3_ALGORITHMS = ("PPO", "A2C", "DQN")
 SB3_SETTINGS: dict[str, dict[str, Any]] = {
@@ -80,7 +83,7 @@ def run_sb3(
     standardize_reward: bool = True,
     progress: bool = True,
     **kwargs: Any,
-):
+) -> BanditResult:
     """Train ``algorithm`` online for ``horizon`` rounds in each replication; pseudo-regret per round.
 
     Args:
@@ -99,6 +102,9 @@ def run_sb3(
     from agents.run import BanditResult
 
     algorithm = check_choice("algorithm", algorithm, SB3_ALGORITHMS)
+    reserved = sorted({"seed", "env", "device", "verbose"} & set(kwargs))
+    if reserved:
+        raise ValueError(f"{reserved}: set by run_sb3 (the seed comes from its 'seed'), not an SB3 setting to pass")
     horizon = check_int("horizon", horizon, 1)
     replications = check_int("replications", replications, 1)
     seed = check_int("seed", seed, 0)

@@ -158,6 +158,9 @@ def _experiment_run(args: argparse.Namespace) -> int:
     except (ExperimentError, ValueError, TypeError, ImportError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except RuntimeError as exc:  # some configs failed; the finished ones are saved
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     for name, paths in files.items():
         print(f"{name}: {len(paths)} config file(s) in {paths[0].parent}")
     print(f"next: gambit-gym experiment report {args.out}")

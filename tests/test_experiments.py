@@ -108,21 +108,25 @@ def test_sweep_long_form_sets_several_keys_with_labels():
 
 
 # -- the runner ----------------------------------------------------------------------------------
-def test_backends_give_identical_numbers(tmp_path):
-    """Serial, local processes and Ray tasks write byte-identical results for the same seed."""
-    ray = pytest.importorskip("ray")
+def test_serial_and_process_backends_give_identical_numbers(tmp_path):
     exp = Experiment.from_dict(TINY)
     run_experiments([exp], tmp_path / "serial", backend="serial", progress=False)
     run_experiments([exp], tmp_path / "process", backend="process", workers=2, progress=False)
-    ray.init(num_cpus=2, include_dashboard=False)  # a local Ray instance, started by the test
+    serial = _csv_texts(tmp_path / "serial" / "tiny")
+    assert len(serial) == 2 and _csv_texts(tmp_path / "process" / "tiny") == serial
+
+
+def test_ray_backend_gives_the_same_numbers_as_serial(tmp_path):
+    """Ray tasks on a local Ray instance started by the test write the serial backend's numbers."""
+    ray = pytest.importorskip("ray")
+    exp = Experiment.from_dict(TINY)
+    run_experiments([exp], tmp_path / "serial", backend="serial", progress=False)
+    ray.init(num_cpus=2, include_dashboard=False)
     try:
         run_experiments([exp], tmp_path / "ray", backend="ray", progress=False)
     finally:
         ray.shutdown()
-    serial = _csv_texts(tmp_path / "serial" / "tiny")
-    assert len(serial) == 2
-    assert _csv_texts(tmp_path / "process" / "tiny") == serial
-    assert _csv_texts(tmp_path / "ray" / "tiny") == serial
+    assert _csv_texts(tmp_path / "ray" / "tiny") == _csv_texts(tmp_path / "serial" / "tiny")
 
 
 def test_results_hold_tidy_rows_for_every_agent_round_and_replication(tmp_path):
@@ -207,8 +211,64 @@ def test_results_file_is_absent_or_complete(tmp_path, monkeypatch):
 def test_changed_definition_is_refused_on_resume(tmp_path):
     exp = Experiment.from_dict(TINY)
     run_experiments([exp], tmp_path, backend="serial", progress=False)
-    with pytest.raises(ExperimentError, match="different definition"):
+    with pytest.raises(ExperimentError, match="different definition.*replications"):
         run_experiments([exp.with_overrides(replications=4)], tmp_path, backend="serial", progress=False)
+    reordered = Experiment.from_dict({**TINY, "agents": dict(reversed(list(TINY["agents"].items())))})
+    with pytest.raises(ExperimentError, match="changed: agents"):  # agent seeds follow their order
+        run_experiments([reordered], tmp_path, backend="serial", progress=False)
+    described = Experiment.from_dict({**TINY, "description": "same numbers, new words"})
+    run_experiments([described], tmp_path, backend="serial", progress=False)  # only the description changed
+
+
+def test_a_definition_fixed_before_anything_ran_is_accepted(tmp_path):
+    typo = Experiment.from_dict({**TINY, "env": {"variant": "synthetic", "n_actionz": 3}})
+    with pytest.raises(ExperimentError, match=r"config n_actions=3: env: .*n_actionz"):
+        run_experiments([typo], tmp_path, backend="serial", progress=False)
+    run_experiments([Experiment.from_dict(TINY)], tmp_path, backend="serial", progress=False)
+
+
+def test_bad_agent_option_fails_before_the_sweep_starts(tmp_path):
+    exp = Experiment.from_dict({**TINY, "agents": {"po": {"type": "PoGAMBITTS", "n_ofline": 3}}})
+    with pytest.raises(ExperimentError, match=r"agents\.po: .*n_ofline"):
+        run_experiments([exp], tmp_path, backend="serial", progress=False)
+    assert not list(tmp_path.rglob("*.csv"))
+
+
+class ExplodingAgent:
+    """Fails on five prompts only: one config of a sweep breaks at run time, after validation."""
+
+    def __init__(self, env):
+        self.env = env
+
+    @classmethod
+    def from_env(cls, env, seed=None):
+        return cls(env)
+
+    def reset(self):
+        pass
+
+    def act(self, obs):
+        if self.env.single_action_space.n == 5:
+            raise RuntimeError("boom")
+        return np.zeros(self.env.num_envs, dtype=np.int64)
+
+    def update(self, obs, action, reward, info):
+        pass
+
+
+def test_a_failing_config_is_named_and_the_others_are_saved(tmp_path):
+    exp = Experiment.from_dict({**TINY, "agents": {"x": {"type": "tests.test_experiments:ExplodingAgent"}}})
+    with pytest.raises(RuntimeError, match="tiny/n_actions=5: RuntimeError: boom"):
+        run_experiments([exp], tmp_path, backend="serial", progress=False)
+    assert [p.name for p in (tmp_path / "tiny").glob("*.csv")] == ["n_actions=3.csv"]
+
+
+def test_configs_that_would_share_a_file_are_refused():
+    with pytest.raises(ExperimentError, match="same results file"):
+        Experiment.from_dict({**TINY, "sweep": {"L": {"set": "env.n_actions", "values": [3, 4],
+                                                      "labels": ["a b", "a_b"]}}}).configs()
+    with pytest.raises(ExperimentError, match="results column"):
+        Experiment.from_dict({**TINY, "sweep": {"agent": {"set": "env.n_actions", "values": [3, 4]}}})
 
 
 def test_runner_rejects_bad_arguments(tmp_path):
@@ -255,6 +315,20 @@ def test_findings_are_decided_from_the_numbers(tmp_path):
     assert findings["poGAMBITTS has much lower regret than standard TS at low noise"].status == "not reproduced"
 
 
+def test_report_reads_partial_and_foreign_results_without_crashing(tmp_path):
+    """An 'arms' experiment of a user's own (no K sweep), a missing config and a stray CSV: "not run"."""
+    own = Experiment.from_dict({**TINY, "name": "arms", "sweep": {}})
+    _write_config(tmp_path, own, {"default": {"po": 10, "StdTS": 20}})
+    (tmp_path / "arms" / "notes.csv").write_text("a,b\n1,2\n")
+    hedged = load_experiment("hedged").with_overrides(horizon=10, replications=5)
+    _write_config(tmp_path, hedged, {f"embedding={e}": {"poGAMBITTS": 10, "poGAMBITTS-hedged": 5, "StdTS": 20}
+                                     for e in ("true", "correlated", "unrelated")})
+    (tmp_path / "hedged" / "embedding=unrelated.csv").unlink()
+    findings = {f.claim: f for f in check_findings(load_results(tmp_path))}
+    assert all(f.status == "not run" for f in findings.values())
+    assert write_report(tmp_path).exists()
+
+
 def test_report_writes_plots_and_tables_from_a_real_run(tmp_path):
     exp = Experiment.from_dict(TINY)
     run_experiments([exp], tmp_path, backend="serial", progress=False)
@@ -276,3 +350,12 @@ def test_cli_lists_runs_and_reports(tmp_path, capsys):
     assert (tmp_path / "r" / "report.md").exists()
     assert cli(["experiment", "run", "nonexistent.toml", "--out", str(tmp_path / "r")]) == 2
     assert "no such experiment file" in capsys.readouterr().err
+
+
+def test_report_plots_a_two_parameter_sweep(tmp_path):
+    exp = Experiment.from_dict({**TINY, "agents": {"StdTS": {"type": "StandardTS"}},
+                                "sweep": {"env.n_actions": [3, 5], "env.noise_level": [0, 4]}})
+    run_experiments([exp], tmp_path, backend="serial", progress=False)
+    write_report(tmp_path)
+    assert len(load_results(tmp_path)["tiny"].configs) == 4
+    assert (tmp_path / "final_tiny.png").stat().st_size > 10_000

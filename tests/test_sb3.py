@@ -61,6 +61,8 @@ def test_bad_arguments_are_named():
         run_sb3("PPO", horizon=10, replications=1, progress=False, not_a_setting=1)
     with pytest.raises(ValueError, match="horizon"):
         run_sb3("PPO", horizon=0, replications=1, progress=False)
+    with pytest.raises(ValueError, match="device"):
+        run_sb3("PPO", horizon=10, replications=1, progress=False, device="cuda")
 
 
 def test_standardized_reward_uses_only_past_rewards():

@@ -51,6 +51,8 @@ AGENT_TYPES = {
     "LinearTS": "agents.thompson:LinearTS",
 }
 SB3_PREFIX = "sb3:"
+#: Column names of the results files: a swept parameter may not take one of these names.
+RESERVED_PARAMS = {"experiment", "config", "agent", "statistic", "round", "replication", "value"}
 TOP_LEVEL_KEYS = {"name", "description", "horizon", "replications", "seed", "block_size", "env", "agents", "sweep",
                   "notes"}
 
@@ -135,6 +137,8 @@ class Experiment:
         env = data["env"]
         if not isinstance(env, Mapping):
             raise _fail(source, "env", f"expected a table of environment options, got {env!r}")
+        if "horizon" in env:
+            raise _fail(source, "env.horizon", "set the horizon with the top-level key 'horizon'")
         agents = data["agents"]
         if not isinstance(agents, Mapping) or not agents:
             raise _fail(source, "agents", "expected a non-empty table of [agents.<label>] tables")
@@ -146,6 +150,8 @@ class Experiment:
                 raise _fail(source, f"agents.{label}.type",
                             f"missing; expected one of {sorted(AGENT_TYPES)}, 'sb3:<Algorithm>' or 'module:Class'")
             _check_agent_type(spec["type"], source, f"agents.{label}.type")
+            if "seed" in spec:
+                raise _fail(source, f"agents.{label}.seed", "agents are seeded from the top-level 'seed'")
             checked_agents[str(label)] = dict(spec)
         description = data.get("description", "")
         if not isinstance(description, str):
@@ -196,18 +202,52 @@ class Experiment:
             config_id = ",".join(f"{k}={v}" for k, v in params.items()) or "default"
             out.append(Config(self.name, config_id, params, env, agents, self.horizon, self.replications, self.seed,
                               self.block_size))
+        files: dict[str, str] = {}
+        for c in out:  # labels that differ only in characters a file name cannot hold would share a file
+            other = files.setdefault(c.filename.casefold(), c.config_id)
+            if other != c.config_id:
+                raise _fail(self.source, "sweep", f"configs {other!r} and {c.config_id!r} map to the same results "
+                                                  f"file {c.filename!r}; give them distinct labels")
         return out
 
+    def validate(self) -> None:
+        """Build every config's environment and agents once (on one environment), so a bad option
+        fails now, naming the key, instead of inside a worker hours into a sweep."""
+        import gymnasium as gym
+
+        import gambit_gym  # noqa: F401 - registers the environment
+
+        for config in self.configs():
+            where = f"{self.source}: config {config.config_id}"
+            try:
+                env = gym.make("GeneratorMediated-v0", horizon=config.horizon, **config.env)
+            except (TypeError, ValueError) as exc:
+                raise ExperimentError(f"{where}: env: {exc}") from exc
+            for label, spec in config.agents.items():
+                if spec["type"].startswith(SB3_PREFIX):
+                    continue
+                cls = resolve_agent_type(spec["type"])
+                kwargs = {k: v for k, v in spec.items() if k != "type"}
+                try:
+                    cls.from_env(env, seed=0, **kwargs)
+                except (TypeError, ValueError) as exc:
+                    raise ExperimentError(f"{where}: agents.{label}: {exc}") from exc
+            env.close()
+
     def definition(self) -> dict[str, Any]:
-        """Plain-data form, written beside the results to detect a changed definition on resume."""
+        """Plain-data form, written beside the results to detect a changed definition on resume.
+
+        Agents are an ordered list of ``[label, spec]``: their seeds follow their order."""
         return {"name": self.name, "description": self.description, "horizon": self.horizon,
                 "replications": self.replications, "seed": self.seed, "block_size": self.block_size,
-                "env": self.env, "agents": self.agents,
+                "env": self.env, "agents": [[label, spec] for label, spec in self.agents.items()],
                 "sweep": [{"name": p.name, "set": list(p.paths), "values": list(p.values), "labels": list(p.labels)}
                           for p in self.sweep]}
 
     def fingerprint(self) -> str:
-        return json.dumps(self.definition(), sort_keys=True, default=str)
+        """What fixes the numbers: the definition without its description."""
+        data = {k: v for k, v in self.definition().items() if k != "description"}
+        return json.dumps(data, sort_keys=True, default=str)
 
 
 def _check_agent_type(kind: Any, source: str, key: str) -> None:
@@ -269,6 +309,9 @@ def _parse_sweep(sweep: Any, exp: Experiment, source: str) -> list[SweepParamete
             raise _fail(source, f"{where}.labels", f"expected {len(values)} distinct labels, got {labels!r}")
         for path in paths:
             _check_path(path, exp, source, where)
+        if name in RESERVED_PARAMS:
+            raise _fail(source, where, f"parameter name {name!r} is a results column; use the long form with "
+                                       "another name")
         if any(p.name == name for p in params):
             raise _fail(source, where, f"parameter name {name!r} used twice; use the long form with its own name")
         params.append(SweepParameter(name, tuple(paths), tuple(values), tuple(str(lb) for lb in labels)))
@@ -284,8 +327,13 @@ def _label(value: Any) -> str:
 def _check_path(path: str, exp: Experiment, source: str, where: str) -> None:
     parts = path.split(".")
     if parts[0] == "env" and len(parts) == 2:
+        if parts[1] == "horizon":
+            raise _fail(source, where, "'env.horizon' cannot be swept: it fixes the run size; write one experiment "
+                                       "per value")
         return
     if parts[0] == "agents" and len(parts) == 3:
+        if parts[2] == "seed":
+            raise _fail(source, where, "agents are seeded from the top-level 'seed'")
         if parts[1] not in exp.agents:
             raise _fail(source, where, f"{path!r} names agent {parts[1]!r}; the agents are {sorted(exp.agents)}")
         if parts[2] == "type":

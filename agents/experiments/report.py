@@ -13,6 +13,7 @@ runner and writes, into the same folder:
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from collections.abc import Callable
@@ -23,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from agents.experiments.config import PAPER_ORDER
-from agents.experiments.runner import read_results
+from agents.experiments.runner import read_results, write_atomic
 
 
 @dataclass
@@ -81,11 +82,14 @@ def load_results(root: str | Path) -> dict[str, ExperimentResults]:
     for folder in folders:
         definition = json.loads((folder / "experiment.json").read_text(encoding="utf-8"))
         configs = []
+        fixed = {"experiment", "config", "agent", "statistic", "round", "replication", "value"}
         for path in sorted(folder.glob("*.csv")):
-            rows = read_results(path)
-            if not rows:
+            try:
+                rows = read_results(path)
+            except (KeyError, ValueError):  # not a results file of the runner (a user's own CSV)
                 continue
-            fixed = {"experiment", "config", "agent", "statistic", "round", "replication", "value"}
+            if not rows or not fixed <= set(rows[0]):
+                continue
             params = {k: v for k, v in rows[0].items() if k not in fixed}
             cfg = ConfigResult(rows[0]["config"], params)
             by_agent: dict[str, dict[str, list]] = {}
@@ -105,8 +109,6 @@ def load_results(root: str | Path) -> dict[str, ExperimentResults]:
 
 
 def _grid_order(definition: dict[str, Any]) -> dict[str, int]:
-    import itertools
-
     sweep = definition.get("sweep", [])
     ids = [",".join(f"{p['name']}={lab}" for p, lab in zip(sweep, combo))
            for combo in itertools.product(*[p["labels"] for p in sweep])]
@@ -163,16 +165,24 @@ def plot_final(exp: ExperimentResults, path: Path) -> Path | None:
         labels = param["labels"]
         numeric = all(_is_number(lab) for lab in labels)
         xs = [float(lab) for lab in labels] if numeric else list(range(len(labels)))
-        agents = list(exp.configs[0].agents) if exp.configs else []
-        for i, agent in enumerate(agents):
-            pts = []
-            for x, lab in zip(xs, labels):
-                cfg = exp.config(**{param["name"]: lab})
-                if cfg is not None and agent in cfg.agents:
-                    pts.append((x, cfg.agents[agent].final_mean, cfg.agents[agent].final_se))
-            if pts:
-                x, m, s = map(np.asarray, zip(*pts))
-                ax.errorbar(x, m, yerr=1.96 * s, marker="o", ms=4, capsize=3, label=agent, color=f"C{i}")
+        agents = list(dict.fromkeys(a for c in exp.configs for a in c.agents))
+        others = [q for q in sweep if q["name"] != param["name"]]
+        # with several swept parameters: one line per agent and combination of the others
+        combos = [dict(zip([q["name"] for q in others], combo))
+                  for combo in itertools.product(*[q["labels"] for q in others])]
+        styles = ["-", "--", ":", "-."]
+        for j, combo in enumerate(combos):
+            suffix = " [" + ", ".join(f"{k}={v}" for k, v in combo.items()) + "]" if combo else ""
+            for i, agent in enumerate(agents):
+                pts = []
+                for x, lab in zip(xs, labels):
+                    cfg = exp.config(**{param["name"]: lab}, **combo)
+                    if cfg is not None and agent in cfg.agents:
+                        pts.append((x, cfg.agents[agent].final_mean, cfg.agents[agent].final_se))
+                if pts:
+                    x, m, s = map(np.asarray, zip(*pts))
+                    ax.errorbar(x, m, yerr=1.96 * s, marker="o", ms=4, capsize=3, label=agent + suffix,
+                                color=f"C{i}", linestyle=styles[j % len(styles)])
         if not numeric:
             ax.set_xticks(xs, labels)
         ax.set_xlabel(param["name"])
@@ -219,15 +229,33 @@ def _agents_in(exp: ExperimentResults | None, *agents: str) -> bool:
     return exp is not None and bool(exp.configs) and all(all(a in c.agents for a in agents) for c in exp.configs)
 
 
+_CHECKS: list[Callable[[dict[str, ExperimentResults]], Finding]] = []
+
+
+def _finding(claim: str):
+    """Register a check of ``claim``; results it cannot read (another sweep, missing configs) give "not run"."""
+    def register(check):
+        def safe(res: dict[str, ExperimentResults]) -> Finding:
+            try:
+                return check(res, claim)
+            except (KeyError, StopIteration, ValueError, ZeroDivisionError, IndexError) as exc:
+                return Finding(claim, "not run", f"these results cannot decide it ({type(exc).__name__}: {exc})")
+        _CHECKS.append(safe)
+        return safe
+    return register
+
+
 def check_findings(results: dict[str, ExperimentResults]) -> list[Finding]:
     """Each qualitative finding of SPEC §3, decided from this run's numbers."""
-    checks: list[Callable[[dict[str, ExperimentResults]], Finding]] = [
-        _low_noise, _grows_with_k, _shrinks_with_noise, _fo_pays, _misspecification, _hedging, _ensemble]
-    return [check(results) for check in checks]
+    return [check(results) for check in _CHECKS]
 
 
-def _low_noise(res):
-    claim = "poGAMBITTS has much lower regret than standard TS at low noise"
+def _ratio(a: float, b: float) -> float:
+    return a / b if b else float("inf") if a else 1.0
+
+
+@_finding("poGAMBITTS has much lower regret than standard TS at low noise")
+def _low_noise(res, claim):
     exp = res.get("noise-linear")
     cfg = exp.config(noise_level=0) if exp else None
     if cfg is None or not {"poGAMBITTS", "StdTS"} <= set(cfg.agents):
@@ -236,7 +264,8 @@ def _low_noise(res):
     ok = _lower(po, std) and po.final_mean < 0.5 * std.final_mean
     return Finding(claim, "reproduced" if ok else "not reproduced",
                    f"noise-linear, level 0: poGAMBITTS {_fmt(po)} vs StdTS {_fmt(std)} "
-                   f"(ratio {po.final_mean / std.final_mean:.2f}; 'much lower' = significantly lower and < 0.5x)")
+                   f"(ratio {_ratio(po.final_mean, std.final_mean):.2f}; "
+                   "'much lower' = significantly lower and < 0.5x)")
 
 
 def _advantages(exp, param, a="poGAMBITTS", b="StdTS"):
@@ -249,8 +278,8 @@ def _advantages(exp, param, a="poGAMBITTS", b="StdTS"):
     return out
 
 
-def _grows_with_k(res):
-    claim = "poGAMBITTS's advantage over standard TS grows with the number of prompts K"
+@_finding("poGAMBITTS's advantage over standard TS grows with the number of prompts K")
+def _grows_with_k(res, claim):
     exp = res.get("arms")
     if not _agents_in(exp, "poGAMBITTS", "StdTS"):
         return Finding(claim, "not run", "needs arms with poGAMBITTS and StdTS")
@@ -267,14 +296,14 @@ def _grows_with_k(res):
                    f"largest minus smallest K {adv[-1] - adv[0]:.1f}, 1.96 SE = {1.96 * se:.1f})")
 
 
-def _shrinks_with_noise(res):
-    claim = "poGAMBITTS's advantage shrinks as the reward noise sigma_Y grows"
+@_finding("poGAMBITTS's advantage shrinks as the reward noise sigma_Y grows")
+def _shrinks_with_noise(res, claim):
     exp = res.get("noise-linear")
     if not _agents_in(exp, "poGAMBITTS", "StdTS"):
         return Finding(claim, "not run", "needs noise-linear with poGAMBITTS and StdTS")
     pts = _advantages(exp, "noise_level")
     levels = [lv for lv, _, _ in pts]
-    rel = [1 - p.final_mean / s.final_mean for _, p, s in pts]
+    rel = [1 - _ratio(p.final_mean, s.final_mean) for _, p, s in pts]
     rho = _spearman(levels, rel)
     ok = rho < 0 and rel[-1] < rel[0]
     detail = ", ".join(f"level {lv:g}: {r:.2f}" for lv, r in zip(levels, rel))
@@ -282,8 +311,8 @@ def _shrinks_with_noise(res):
                    f"relative advantage 1 - po/StdTS: {detail} (Spearman rho {rho:.2f})")
 
 
-def _fo_pays(res):
-    claim = ("foGAMBITTS pays for learning 12 x K treatment models and needs long horizons when K is large")
+@_finding("foGAMBITTS pays for learning 12 x K treatment models and needs long horizons when K is large")
+def _fo_pays(res, claim):
     arms, longh = res.get("arms"), res.get("long-horizon")
     parts, verdicts = [], []
     if _agents_in(arms, "foGAMBITTS", "poGAMBITTS"):
@@ -311,9 +340,9 @@ def _fo_pays(res):
                      "at the long horizon fo's late per-round regret is below standard TS's)")
 
 
-def _misspecification(res):
-    claim = ("a misspecified embedding correlated with the true one still helps; an unrelated one can lose to "
+@_finding("a misspecified embedding correlated with the true one still helps; an unrelated one can lose to "
              "standard TS")
+def _misspecification(res, claim):
     exp = res.get("misspecification-1d")
     if not _agents_in(exp, "poGAMBITTS", "StdTS"):
         return Finding(claim, "not run", "needs misspecification-1d with poGAMBITTS and StdTS")
@@ -328,27 +357,29 @@ def _misspecification(res):
                    f"unrelated: poGAMBITTS {_fmt(unr.agents['poGAMBITTS'])} vs StdTS {_fmt(unr.agents['StdTS'])}")
 
 
-def _hedging(res):
-    claim = "hedging (prompt dummies in the reward model) recovers part of the loss under misspecification"
+@_finding("hedging (prompt dummies in the reward model) recovers part of the loss under misspecification")
+def _hedging(res, claim):
     exp = res.get("hedged")
     if not _agents_in(exp, "poGAMBITTS", "poGAMBITTS-hedged", "StdTS"):
         return Finding(claim, "not run", "needs hedged with poGAMBITTS, poGAMBITTS-hedged and StdTS")
-    parts, wins = [], []
+    parts, wins = [], {}
     for label in ("correlated", "unrelated"):
         cfg = exp.config(embedding=label)
         if cfg is None:
             continue
         po, hd = cfg.agents["poGAMBITTS"], cfg.agents["poGAMBITTS-hedged"]
-        wins.append(_lower(hd, po))
+        wins[label] = _lower(hd, po)
         parts.append(f"{label}: hedged {_fmt(hd)} vs plain {_fmt(po)} (StdTS {_fmt(cfg.agents['StdTS'])})")
-    status = "reproduced" if wins and wins[-1] else "partly reproduced" if any(wins) else "not reproduced"
+    if "unrelated" not in wins:
+        return Finding(claim, "not run", "needs the hedged experiment's 'unrelated' config")
+    status = "reproduced" if wins["unrelated"] else "partly reproduced" if any(wins.values()) else "not reproduced"
     return Finding(claim, status, "; ".join(parts) + " (criterion: hedged significantly lower for the unrelated "
                                                      "embedding)")
 
 
-def _ensemble(res):
-    claim = ("(gambit-gym, not the paper) the ensemble beats standard TS on the non-linear outcome at the lowest "
+@_finding("(gambit-gym, not the paper) the ensemble beats standard TS on the non-linear outcome at the lowest "
              "noise")
+def _ensemble(res, claim):
     exp = res.get("noise-mlp")
     cfg = exp.config(noise_level=0) if exp else None
     if cfg is None or not {"ensemble", "StdTS"} <= set(cfg.agents):
@@ -401,5 +432,5 @@ def write_report(root: str | Path, plots: bool = True) -> Path:
             lines.append("")
     lines.append(f"Total compute time of the configs reported: {total:.0f} s.")
     path = base / "report.md"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_atomic(path, "\n".join(lines) + "\n")
     return path

@@ -47,17 +47,20 @@ TAIL_COLUMNS = ("agent", "statistic", "round", "replication", "value")
 
 @contextmanager
 def _one_thread():
-    """Pin torch to one thread for the job (results then never depend on thread scheduling)."""
-    torch = None
+    """One thread for BLAS and torch during a job: the numbers then never depend on thread scheduling,
+    whatever the backend (Ray workers, say, start with one BLAS thread; a plain process with all)."""
+    from threadpoolctl import threadpool_limits
+
     try:
-        import torch  # noqa: F401 - only if installed; the bandit agents do not need it
-    except ImportError:
-        pass
+        import torch
+    except ImportError:  # only the ensemble (and SB3) need torch
+        torch = None
     before = torch.get_num_threads() if torch is not None else None
     if torch is not None:
         torch.set_num_threads(1)
     try:
-        yield
+        with threadpool_limits(limits=1):
+            yield
     finally:
         if torch is not None:
             torch.set_num_threads(before)
@@ -113,15 +116,20 @@ def _prepare(experiment: Experiment, out: Path) -> Path:
     for stale in folder.glob(".*.tmp"):  # left by a run killed mid-write; never a results file
         stale.unlink()
     meta = folder / "experiment.json"
-    definition = json.dumps(experiment.definition(), indent=2, sort_keys=True, default=str)
-    if meta.exists():
-        if meta.read_text(encoding="utf-8") != definition:
+    if meta.exists() and any(folder.glob("*.csv")):
+        old = json.loads(meta.read_text(encoding="utf-8"))
+        old_fingerprint = json.dumps({k: v for k, v in old.items() if k != "description"}, sort_keys=True,
+                                     default=str)
+        if old_fingerprint != experiment.fingerprint():
+            changed = sorted(k for k in set(old) | set(experiment.definition()) if k != "description"
+                             and json.dumps(old.get(k), sort_keys=True, default=str)
+                             != json.dumps(experiment.definition().get(k), sort_keys=True, default=str))
             raise ExperimentError(
                 f"{folder}: holds results of a different definition of experiment {experiment.name!r} "
-                "(changed settings, size or seed); use another --out folder or delete this one"
+                f"(changed: {', '.join(changed)}); use another --out folder or delete this one"
             )
-    else:
-        write_atomic(meta, definition)
+    # (re)written when nothing has run yet or only the description changed
+    write_atomic(meta, json.dumps(experiment.definition(), indent=2, sort_keys=True, default=str))
     return folder
 
 
@@ -173,6 +181,7 @@ def run_experiments(
     files: dict[str, list[Path]] = {}
     todo: list[tuple[Config, Path]] = []
     for exp in experiments:
+        exp.validate()  # a bad option fails here, naming its key, not inside a worker
         folder = _prepare(exp, out)
         files[exp.name] = []
         for config in exp.configs():
@@ -183,7 +192,14 @@ def run_experiments(
     todo.sort(key=lambda cp: -_cost(cp[0]))
     bar = _bar(progress, len(todo), sum(len(v) for v in files.values()) - len(todo))
 
-    def finish(config: Config, path: Path, result: dict[str, Any]) -> None:
+    failures: list[str] = []
+
+    def finish(config: Config, path: Path, result: dict[str, Any] | BaseException) -> None:
+        if isinstance(result, BaseException):  # the other configs go on; the failures are raised at the end
+            failures.append(f"{config.experiment}/{config.config_id}: {type(result).__name__}: {result}")
+            if bar is not None:
+                bar.update(1)
+            return
         write_atomic(path, config_table(config, result))
         if bar is not None:
             bar.set_postfix_str(f"{config.experiment}/{config.config_id}", refresh=False)
@@ -194,7 +210,7 @@ def run_experiments(
     try:
         if backend == "serial" or not todo:
             for config, path in todo:
-                finish(config, path, run_config(config))
+                finish(config, path, _attempt(config))
         elif backend == "process":
             _run_processes(todo, workers, finish)
         else:
@@ -202,7 +218,17 @@ def run_experiments(
     finally:
         if bar is not None:
             bar.close()
+    if failures:
+        raise RuntimeError(f"{len(failures)} config(s) failed (the others are saved; rerun to retry only these):\n"
+                           + "\n".join(failures))
     return files
+
+
+def _attempt(config: Config) -> dict[str, Any] | Exception:
+    try:
+        return run_config(config)
+    except Exception as exc:  # reported with the config's name once the sweep ends
+        return exc
 
 
 def run_experiment(experiment: Experiment, out: str | Path = "results", **kwargs: Any) -> list[Path]:
@@ -224,7 +250,8 @@ def _run_processes(todo: Iterable[tuple[Config, Path]], workers: int | None, fin
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
                     config, path = pending.pop(future)
-                    finish(config, path, future.result())
+                    exc = future.exception()
+                    finish(config, path, exc if exc is not None else future.result())
         except BaseException:
             for future in pending:
                 future.cancel()
@@ -235,8 +262,11 @@ def _run_ray(todo: Iterable[tuple[Config, Path]], address: str | None, finish) -
     from gambit_gym._extras import require
 
     ray = require("ray", "ray", "the Ray backend (--backend ray)")
-    if not ray.is_initialized():
+    started = not ray.is_initialized()
+    if started:
         ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING)
+    elif address is not None:
+        raise ValueError(f"address: Ray is already initialised in this process; cannot connect to {address!r}")
     task = ray.remote(num_cpus=1)(run_config)
     pending = {task.remote(config): (config, path) for config, path in todo}
     try:
@@ -244,11 +274,18 @@ def _run_ray(todo: Iterable[tuple[Config, Path]], address: str | None, finish) -
             done, _ = ray.wait(list(pending), num_returns=1)
             for ref in done:
                 config, path = pending.pop(ref)
-                finish(config, path, ray.get(ref))
+                try:
+                    result = ray.get(ref)
+                except ray.exceptions.RayTaskError as exc:
+                    result = exc
+                finish(config, path, result)
     except BaseException:
         for ref in pending:
             ray.cancel(ref)
         raise
+    finally:
+        if started:
+            ray.shutdown()
 
 
 def _bar(enabled: bool, total: int, skipped: int):
