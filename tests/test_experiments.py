@@ -359,3 +359,9 @@ def test_report_plots_a_two_parameter_sweep(tmp_path):
     write_report(tmp_path)
     assert len(load_results(tmp_path)["tiny"].configs) == 4
     assert (tmp_path / "final_tiny.png").stat().st_size > 10_000
+
+
+def test_the_example_sweep_file_is_valid():
+    exp = load_experiment(ROOT / "examples" / "my_sweep.toml")
+    exp.validate()
+    assert [c.config_id for c in exp.configs()][:2] == ["n_actions=3,noise_level=0", "n_actions=3,noise_level=2"]
