@@ -171,8 +171,9 @@ def _experiment_report(args: argparse.Namespace) -> int:
     from agents.experiments import check_findings, load_results, write_report
 
     try:
-        path = write_report(args.results, plots=not args.no_plots)
-        findings = check_findings(load_results(args.results))
+        results = load_results(args.results)
+        path = write_report(args.results, plots=not args.no_plots, results=results)
+        findings = check_findings(results)
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

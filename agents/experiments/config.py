@@ -51,8 +51,21 @@ AGENT_TYPES = {
     "LinearTS": "agents.thompson:LinearTS",
 }
 SB3_PREFIX = "sb3:"
-#: Column names of the results files: a swept parameter may not take one of these names.
-RESERVED_PARAMS = {"experiment", "config", "agent", "statistic", "round", "replication", "value"}
+#: Columns of a results file, around one column per swept parameter (which may not reuse these names).
+FIXED_COLUMNS = ("experiment", "config")
+TAIL_COLUMNS = ("agent", "statistic", "round", "replication", "value")
+RESERVED_PARAMS = frozenset(FIXED_COLUMNS + TAIL_COLUMNS)
+
+
+def config_id(params: Mapping[str, str]) -> str:
+    """``{"K": "5", "noise": "0"}`` -> ``"K=5,noise=0"`` (``"default"`` without a sweep)."""
+    return ",".join(f"{k}={v}" for k, v in params.items()) or "default"
+
+
+def definition_key(definition: Mapping[str, Any], key: str | None = None) -> str:
+    """Canonical text of what fixes the numbers: a definition without its description (or one key of it)."""
+    data = definition.get(key) if key is not None else {k: v for k, v in definition.items() if k != "description"}
+    return json.dumps(data, sort_keys=True, default=str)
 TOP_LEVEL_KEYS = {"name", "description", "horizon", "replications", "seed", "block_size", "env", "agents", "sweep",
                   "notes"}
 
@@ -199,9 +212,8 @@ class Experiment:
                 params[p.name] = p.labels[i]
                 for path in p.paths:
                     _assign(env, agents, path, copy.deepcopy(p.values[i]))
-            config_id = ",".join(f"{k}={v}" for k, v in params.items()) or "default"
-            out.append(Config(self.name, config_id, params, env, agents, self.horizon, self.replications, self.seed,
-                              self.block_size))
+            out.append(Config(self.name, config_id(params), params, env, agents, self.horizon, self.replications,
+                              self.seed, self.block_size))
         files: dict[str, str] = {}
         for c in out:  # labels that differ only in characters a file name cannot hold would share a file
             other = files.setdefault(c.filename.casefold(), c.config_id)
@@ -246,8 +258,7 @@ class Experiment:
 
     def fingerprint(self) -> str:
         """What fixes the numbers: the definition without its description."""
-        data = {k: v for k, v in self.definition().items() if k != "description"}
-        return json.dumps(data, sort_keys=True, default=str)
+        return definition_key(self.definition())
 
 
 def _check_agent_type(kind: Any, source: str, key: str) -> None:

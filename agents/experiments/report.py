@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.experiments.config import PAPER_ORDER
+from agents.experiments.config import PAPER_ORDER, RESERVED_PARAMS, config_id
 from agents.experiments.runner import read_results, write_atomic
 
 
@@ -82,15 +82,14 @@ def load_results(root: str | Path) -> dict[str, ExperimentResults]:
     for folder in folders:
         definition = json.loads((folder / "experiment.json").read_text(encoding="utf-8"))
         configs = []
-        fixed = {"experiment", "config", "agent", "statistic", "round", "replication", "value"}
         for path in sorted(folder.glob("*.csv")):
             try:
                 rows = read_results(path)
             except (KeyError, ValueError):  # not a results file of the runner (a user's own CSV)
                 continue
-            if not rows or not fixed <= set(rows[0]):
+            if not rows or not RESERVED_PARAMS <= set(rows[0]):
                 continue
-            params = {k: v for k, v in rows[0].items() if k not in fixed}
+            params = {k: v for k, v in rows[0].items() if k not in RESERVED_PARAMS}
             cfg = ConfigResult(rows[0]["config"], params)
             by_agent: dict[str, dict[str, list]] = {}
             for row in rows:
@@ -110,9 +109,8 @@ def load_results(root: str | Path) -> dict[str, ExperimentResults]:
 
 def _grid_order(definition: dict[str, Any]) -> dict[str, int]:
     sweep = definition.get("sweep", [])
-    ids = [",".join(f"{p['name']}={lab}" for p, lab in zip(sweep, combo))
-           for combo in itertools.product(*[p["labels"] for p in sweep])]
-    return {cid or "default": i for i, cid in enumerate(ids or [""])}
+    combos = itertools.product(*[p["labels"] for p in sweep])
+    return {config_id(dict(zip([p["name"] for p in sweep], combo))): i for i, combo in enumerate(combos)}
 
 
 # -- plots ------------------------------------------------------------------------------------
@@ -390,11 +388,14 @@ def _ensemble(res, claim):
 
 
 # -- the report -------------------------------------------------------------------------------
-def write_report(root: str | Path, plots: bool = True) -> Path:
-    """Write plots and ``report.md`` into ``root``; returns the report's path."""
+def write_report(root: str | Path, plots: bool = True,
+                 results: dict[str, ExperimentResults] | None = None) -> Path:
+    """Write plots and ``report.md`` into ``root``; returns the report's path.
+
+    ``results``: ``load_results(root)`` if already loaded (read otherwise)."""
     root = Path(root)
-    results = load_results(root)
-    base = root
+    if results is None:
+        results = load_results(root)
     lines = ["# gambit-gym experiment report", ""]
     findings = check_findings(results)
     lines += ["## The paper's findings, checked against this run", "",
@@ -424,13 +425,13 @@ def write_report(root: str | Path, plots: bool = True) -> Path:
                      "config (all agents).")
         lines.append("")
         if plots and exp.configs:
-            reg = plot_regret(exp, base / f"regret_{exp.name}.png")
+            reg = plot_regret(exp, root / f"regret_{exp.name}.png")
             lines.append(f"![{exp.name} regret]({reg.name})")
-            fin = plot_final(exp, base / f"final_{exp.name}.png")
+            fin = plot_final(exp, root / f"final_{exp.name}.png")
             if fin is not None:
                 lines.append(f"![{exp.name} final regret]({fin.name})")
             lines.append("")
     lines.append(f"Total compute time of the configs reported: {total:.0f} s.")
-    path = base / "report.md"
+    path = root / "report.md"
     write_atomic(path, "\n".join(lines) + "\n")
     return path

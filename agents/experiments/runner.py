@@ -36,13 +36,19 @@ from typing import Any
 
 import numpy as np
 
-from agents.experiments.config import Config, Experiment, ExperimentError, resolve_agent_type
+from agents.experiments.config import (
+    FIXED_COLUMNS,
+    TAIL_COLUMNS,
+    Config,
+    Experiment,
+    ExperimentError,
+    definition_key,
+    resolve_agent_type,
+)
 from agents.run import run_bandit
 
 BACKENDS = ("serial", "process", "ray")
 ENV_ID = "GeneratorMediated-v0"
-FIXED_COLUMNS = ("experiment", "config")
-TAIL_COLUMNS = ("agent", "statistic", "round", "replication", "value")
 
 
 @contextmanager
@@ -116,20 +122,18 @@ def _prepare(experiment: Experiment, out: Path) -> Path:
     for stale in folder.glob(".*.tmp"):  # left by a run killed mid-write; never a results file
         stale.unlink()
     meta = folder / "experiment.json"
+    definition = experiment.definition()
     if meta.exists() and any(folder.glob("*.csv")):
         old = json.loads(meta.read_text(encoding="utf-8"))
-        old_fingerprint = json.dumps({k: v for k, v in old.items() if k != "description"}, sort_keys=True,
-                                     default=str)
-        if old_fingerprint != experiment.fingerprint():
-            changed = sorted(k for k in set(old) | set(experiment.definition()) if k != "description"
-                             and json.dumps(old.get(k), sort_keys=True, default=str)
-                             != json.dumps(experiment.definition().get(k), sort_keys=True, default=str))
+        if definition_key(old) != definition_key(definition):
+            changed = sorted(k for k in set(old) | set(definition)
+                             if k != "description" and definition_key(old, k) != definition_key(definition, k))
             raise ExperimentError(
                 f"{folder}: holds results of a different definition of experiment {experiment.name!r} "
                 f"(changed: {', '.join(changed)}); use another --out folder or delete this one"
             )
     # (re)written when nothing has run yet or only the description changed
-    write_atomic(meta, json.dumps(experiment.definition(), indent=2, sort_keys=True, default=str))
+    write_atomic(meta, json.dumps(definition, indent=2, sort_keys=True, default=str))
     return folder
 
 
