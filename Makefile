@@ -1,4 +1,4 @@
-# Two jobs, each sets itself up from a fresh machine (Python >= 3.10 with venv):
+# Two jobs, each sets itself up from a fresh machine (Python >= 3.11 with venv):
 #   make run    the headline job (see README)
 #   make test   the full test suite and the linter
 VENV ?= .venv

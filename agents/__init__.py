@@ -3,11 +3,11 @@
     from agents import PoGAMBITTS, FoGAMBITTS, EnsembleGAMBITTS, StandardTS, LinearTS, run_bandit
 """
 
-from agents.common import BatchedAgent, IncompatibleEnvError
+from agents.base import Agent, BatchedAgent, IncompatibleEnvError
 from agents.ensemble import EnsembleGAMBITTS
 from agents.gambitts import FoGAMBITTS, PoGAMBITTS
-from agents.protocol import Agent
-from agents.run import BanditResult, run_bandit
+from agents.results import BanditResult
+from agents.run import run_bandit
 from agents.thompson import LinearTS, StandardTS
 
 __all__ = [

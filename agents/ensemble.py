@@ -1,4 +1,4 @@
-"""Ensemble GAMBITTS: a perturbed MLP ensemble as a non-linear reward model (SPEC §2).
+"""Ensemble GAMBITTS: a perturbed MLP ensemble as a non-linear reward model.
 
 Reward model: M one-hidden-layer ReLU MLPs on [z, context one-hot]. Each
 stored observation carries one N(0, 1) perturbation per member; a member
@@ -33,11 +33,13 @@ from typing import Any
 
 import numpy as np
 
-from agents.common import BatchedAgent, IncompatibleEnvError
+from agents.base import BatchedAgent, IncompatibleEnvError
+from agents.gambitts import offline_treatment_draws
 from agents.posteriors import NormalInverseWishart
 from agents.reward_model import LinearRewardModel
-from gambit_gym._extras import require
-from gambit_gym._validation import check_float, check_int
+from agents.state import State, prefixed, unprefixed
+from gambit_gym.extras import require
+from gambit_gym.validation import check_float, check_int
 
 
 def _torch():
@@ -140,13 +142,13 @@ class EnsembleGAMBITTS(BatchedAgent):
         }
         self.adam_m = {k: torch.zeros_like(v) for k, v in self.weights.items()}
         self.adam_v = {k: torch.zeros_like(v) for k, v in self.weights.items()}
-        self.adam_step = np.zeros(1)
+        self.adam_step = 0
         self.buf_x = np.zeros((R, self.buffer_size, D), dtype=np.float32)
         self.buf_y = np.zeros((R, self.buffer_size))
         self.buf_eps = np.zeros((R, self.buffer_size, M))
-        self.n_seen = np.zeros(1)
-        self.y_loc = np.zeros(1)
-        self.y_scale = np.ones(1)
+        self.n_seen = 0  # rounds seen, shared by all rows (they step together)
+        self.y_loc = 0.0
+        self.y_scale = 1.0
         # sigma_hat comes from a Bayesian linear model on [z, context, 1] (no oracle knowledge).
         blocks = {"z": self.embedding_dim, **({"context": self.obs_dim} if self.use_context else {})}
         self.noise_model = LinearRewardModel(R, blocks)
@@ -157,34 +159,45 @@ class EnsembleGAMBITTS(BatchedAgent):
         """``(R, C, K, n_offline, d)`` simulated treatments, drawn once with the agent's stream."""
         C, K, d, R, n = self.contexts.n_contexts, self.n_actions, self.embedding_dim, self.n_rows, self.n_offline
         bank = np.empty((R, C, K, n, d), dtype=np.float32)
-        for c in range(C):
-            for a in range(K):
-                bank[:, c, a] = np.asarray(self._simulator(a, c, R * n, self.rng)).reshape(R, n, d)
+        for c, a, draws in offline_treatment_draws(self._simulator, R, C, K, n, d, self.rng):
+            bank[:, c, a] = draws
         return bank
 
-    def _state_objects(self):
-        objects = {"agent": self, "noise": self.noise_model.posterior}
-        if not self.simulation:
-            objects["treatment"] = self.treatment
-        return objects
+    #: the torch tensors of the state: the members' weights and their Adam moments
+    _TENSOR_GROUPS = ("weights", "adam_m", "adam_v")
 
-    def state_dict(self) -> dict[str, Any]:
-        state = super().state_dict()
-        for group in ("weights", "adam_m", "adam_v"):
-            for k, v in getattr(self, group).items():
-                state["arrays"][f"torch.{group}.{k}"] = v.detach().numpy().copy()
+    def _state(self) -> State:
+        state: State = {}
+        for group in self._TENSOR_GROUPS:
+            state.update(prefixed(group, {k: v.detach().numpy().copy() for k, v in getattr(self, group).items()}))
+        state.update({
+            "adam_step": self.adam_step,
+            "buffer.x": self.buf_x.copy(),
+            "buffer.y": self.buf_y.copy(),
+            "buffer.eps": self.buf_eps.copy(),
+            "n_seen": self.n_seen,
+            "y_loc": self.y_loc,
+            "y_scale": self.y_scale,
+            **prefixed("noise", self.noise_model.posterior.state()),
+        })
+        if self.simulation:
+            state["bank"] = self.bank.copy()  # drawn from the agent's stream, so it is state
+        else:
+            state.update(prefixed("treatment", self.treatment.state()))
         return state
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def _load_state(self, state: State) -> None:
         torch = self._torch
-        arrays = dict(state["arrays"])
-        for group in ("weights", "adam_m", "adam_v"):
-            for k in list(getattr(self, group)):
-                value = arrays.pop(f"torch.{group}.{k}", None)
-                if value is None or value.shape != tuple(getattr(self, group)[k].shape):
-                    raise ValueError(f"state: torch.{group}.{k} missing or of the wrong shape")
-                getattr(self, group)[k] = torch.from_numpy(np.array(value, dtype=np.float32))
-        super().load_state_dict({**state, "arrays": arrays})
+        for group in self._TENSOR_GROUPS:
+            setattr(self, group, {k: torch.from_numpy(v) for k, v in unprefixed(group, state).items()})
+        self.adam_step = state["adam_step"]
+        self.buf_x, self.buf_y, self.buf_eps = state["buffer.x"], state["buffer.y"], state["buffer.eps"]
+        self.n_seen, self.y_loc, self.y_scale = state["n_seen"], state["y_loc"], state["y_scale"]
+        self.noise_model.posterior.load_state(unprefixed("noise", state))
+        if self.simulation:
+            self.bank = state["bank"]
+        else:
+            self.treatment.load_state(unprefixed("treatment", state))
 
     # -- the networks --------------------------------------------------------------------
     def _forward(self, x, members=None):
@@ -247,7 +260,7 @@ class EnsembleGAMBITTS(BatchedAgent):
 
     def _train_step(self) -> None:
         torch = self._torch
-        size = int(min(self.n_seen[0], self.buffer_size))
+        size = min(self.n_seen, self.buffer_size)
         R, M, B = self.n_rows, self.n_members, min(self.batch_size, size)
         idx = self.rng.integers(size, size=(R, M, B))
         rows = np.arange(R)[:, None, None]
@@ -256,14 +269,14 @@ class EnsembleGAMBITTS(BatchedAgent):
         eps = self.buf_eps[rows, idx, np.arange(M)[None, :, None]]
         a_n, b_n = self.noise_model.posterior.noise_params()
         sigma = np.sqrt(b_n / np.maximum(a_n - 1.0, 1e-9))[:, None, None]  # posterior mean of v, per row
-        target = torch.from_numpy(((y + sigma * eps - self.y_loc[0]) / self.y_scale[0]).astype(np.float32))
+        target = torch.from_numpy(((y + sigma * eps - self.y_loc) / self.y_scale).astype(np.float32))
         self._adam_step(self._gradients(x, target))
 
     def _adam_step(self, grads: dict[str, Any]) -> None:
         """Adam (beta = 0.9, 0.999; eps = 1e-8; bias-corrected) on the stacked weights, state kept
         across rounds. Element-wise, so it is M x R independent optimisers."""
         self.adam_step += 1
-        t = self.adam_step[0]
+        t = float(self.adam_step)  # a float exponent keeps the bias corrections bit-identical to earlier releases
         for k, v in self.weights.items():
             g = grads[k]
             self.adam_m[k].mul_(0.9).add_(g, alpha=0.1)
@@ -288,17 +301,15 @@ class EnsembleGAMBITTS(BatchedAgent):
             draws = self.rng.choice(self.n_offline, size=self.n_score, replace=False)
             actions = np.arange(self.n_actions)[None, :, None]
             return self.bank[self._rows[:, None, None], ctx[:, None, None], actions, draws].astype(np.float64)
-        cells = ctx[:, None] * self.n_actions + np.arange(self.n_actions)
+        cells = self._action_cells(ctx)
         rows = self._rows[:, None]
         mean = self.treatment.sample_mean(self.rng, rows, cells)  # a posterior draw of each cell's mean
-        # covariance at its posterior mode Psi / (nu + d + 1)
-        scale = self.treatment.chol_psi[rows, cells] / np.sqrt(self.treatment.nu[rows, cells] + self.embedding_dim
-                                                                + 1)[..., None, None]
+        scale = self.treatment.mode_covariance_factor(rows, cells)  # covariance at its posterior mode
         eps = self.rng.standard_normal(mean.shape[:2] + (self.n_mc, self.embedding_dim))
         return mean[:, :, None, :] + np.einsum("rkij,rknj->rkni", scale, eps)
 
     def _act(self, ctx, x):
-        if self.n_seen[0] < self.warmup:
+        if self.n_seen < self.warmup:
             return self.rng.integers(self.n_actions, size=self.n_rows)
         torch = self._torch
         z = self._treatment_draws(ctx)  # (R, K, n, d)
@@ -310,7 +321,7 @@ class EnsembleGAMBITTS(BatchedAgent):
         return out.numpy().argmax(axis=1)
 
     def _update(self, ctx, x, a, y, z):
-        pos = int(self.n_seen[0]) % self.buffer_size
+        pos = self.n_seen % self.buffer_size
         self.buf_x[:, pos] = self._inputs(z, x)
         self.buf_y[:, pos] = y
         self.buf_eps[:, pos] = self.rng.standard_normal((self.n_rows, self.n_members))
@@ -318,10 +329,10 @@ class EnsembleGAMBITTS(BatchedAgent):
         parts = {"z": z, **({"context": x} if self.use_context else {})}
         self.noise_model.posterior.update(self.noise_model.features(parts), y)
         if not self.simulation:
-            self.treatment.update(self._rows, ctx * self.n_actions + a, z)
-        if self.n_seen[0] == self.warmup:  # fix the target scale from the warm-up rewards
+            self.treatment.update(self._rows, self._cell(ctx, a), z)
+        if self.n_seen == self.warmup:  # fix the target scale from the warm-up rewards
             seen = self.buf_y[:, : self.warmup]
-            self.y_loc[0] = seen.mean()
-            self.y_scale[0] = max(seen.std(), 1e-6)
-        if self.n_seen[0] >= self.warmup:
+            self.y_loc = float(seen.mean())
+            self.y_scale = float(max(seen.std(), 1e-6))
+        if self.n_seen >= self.warmup:
             self._train_step()

@@ -1,4 +1,4 @@
-"""GAMBITTS: Thompson sampling that models the treatment (SPEC §2).
+"""GAMBITTS: Thompson sampling that models the treatment.
 
 Both agents share one linear reward model, Y = theta^T [z, context, (prompt
 dummies), 1] + eps, and differ in where E[Z | a, x] comes from:
@@ -14,15 +14,36 @@ dummies), 1] + eps, and differ in where E[Z | a, x] comes from:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 
-from agents.common import IncompatibleEnvError
+from agents.base import IncompatibleEnvError
 from agents.posteriors import NormalInverseWishart
 from agents.reward_model import LinearRewardAgent, LinearRewardModel
-from gambit_gym._validation import check_int
+from agents.state import State, prefixed, unprefixed
+from gambit_gym.validation import check_int
+
+
+def offline_treatment_draws(
+    simulator: Callable[..., np.ndarray],
+    n_rows: int,
+    n_contexts: int,
+    n_actions: int,
+    n_draws: int,
+    dim: int,
+    rng: np.random.Generator,
+) -> Iterator[tuple[int, int, np.ndarray]]:
+    """The offline bank's simulated treatments, cell by cell: ``(context, action, draws (R, n, d))``.
+
+    One ``simulator(action, context, R * n, rng)`` call per cell, contexts outer and actions
+    inner: this order fixes which draws of ``rng`` each cell (and each replication) gets, so
+    every agent with an offline bank draws it through here.
+    """
+    for c in range(n_contexts):
+        for a in range(n_actions):
+            yield c, a, np.asarray(simulator(a, c, n_rows * n_draws, rng)).reshape(n_rows, n_draws, dim)
 
 
 class _GambittsBase(LinearRewardAgent):
@@ -116,17 +137,20 @@ class PoGAMBITTS(_GambittsBase):
                 raise ValueError(f"treatment_means: expected shape {(C, K, d)}, got {means.shape}")
             return np.broadcast_to(means, (R, C, K, d)).copy()
         bank = np.empty((R, C, K, d))
-        for c in range(C):
-            for a in range(K):
-                draws = np.asarray(self._simulator(a, c, R * self.n_offline, self.rng))
-                bank[:, c, a] = draws.reshape(R, self.n_offline, d).mean(axis=1)
+        for c, a, draws in offline_treatment_draws(self._simulator, R, C, K, self.n_offline, d, self.rng):
+            bank[:, c, a] = draws.mean(axis=1)
         return bank
 
     def _init_state(self) -> None:
         self._init_reward_model()
 
-    def _state_objects(self):
-        return {"agent": self, "model": self.model.posterior}  # the offline bank is state too
+    def _state(self) -> State:
+        # the offline bank is state too: drawn from the agent's stream, it differs with the seed
+        return {**super()._state(), "treatment_means": self.treatment_means.copy()}
+
+    def _load_state(self, state: State) -> None:
+        super()._load_state(state)
+        self.treatment_means = state["treatment_means"]
 
     def _act(self, ctx, x):
         theta = self.model.posterior.sample(self.rng)
@@ -166,15 +190,18 @@ class FoGAMBITTS(_GambittsBase):
         cells = self.contexts.n_contexts * self.n_actions
         self.treatment = NormalInverseWishart(self.n_rows, cells, self.embedding_dim, **self.niw_prior)
 
-    def _state_objects(self):
-        return {"model": self.model.posterior, "treatment": self.treatment}
+    def _state(self) -> State:
+        return {**super()._state(), **prefixed("treatment", self.treatment.state())}
+
+    def _load_state(self, state: State) -> None:
+        super()._load_state(state)
+        self.treatment.load_state(unprefixed("treatment", state))
 
     def _act(self, ctx, x):
         theta = self.model.posterior.sample(self.rng)
-        cells = ctx[:, None] * self.n_actions + np.arange(self.n_actions)
-        means = self.treatment.sample_mean(self.rng, self._rows[:, None], cells)
+        means = self.treatment.sample_mean(self.rng, self._rows[:, None], self._action_cells(ctx))
         return self._score(theta, means).argmax(axis=1)
 
     def _update(self, ctx, x, a, y, z):
         self._update_reward(x, a, y, z)
-        self.treatment.update(self._rows, ctx * self.n_actions + a, z)
+        self.treatment.update(self._rows, self._cell(ctx, a), z)

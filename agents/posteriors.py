@@ -10,13 +10,20 @@ Cholesky factor of the posterior precision and update it by rank-one
   variance or a learned one (Normal-Inverse-Gamma).
 * :class:`NormalInverseWishart` -- unknown mean and covariance of a
   d-dimensional treatment embedding per cell (foGAMBITTS).
+
+Each class lists its learned state explicitly: ``state()`` returns copies of
+the named arrays, ``load_state(state)`` checks names, shapes and dtypes and
+puts copies back. The prior (constructor arguments) is not state.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
-from gambit_gym._validation import check_array, check_float
+from agents.state import State, check_state, snapshot
+from gambit_gym.validation import check_array, check_float
 
 
 # -- batched triangular algebra ------------------------------------------------------------
@@ -60,7 +67,7 @@ class NormalGamma:
     """Independent Normal-Gamma models, one per (replication, cell).
 
     Prior: tau ~ Gamma(alpha, rate=beta), mu | tau ~ N(m, 1 / (nu tau)). After
-    N observations with mean ybar and centred sum of squares S (SPEC §2):
+    N observations with mean ybar and centred sum of squares S:
     alpha_N = alpha + N/2, beta_N = beta + S/2 + N nu (ybar - m)^2 / (2 (N + nu)),
     mu | tau ~ N((nu m + N ybar) / (nu + N), 1 / (tau (nu + N))).
 
@@ -80,6 +87,15 @@ class NormalGamma:
         self.count = np.zeros((n_rows, n_cells))
         self.mean = np.zeros((n_rows, n_cells))
         self.ssq = np.zeros((n_rows, n_cells))
+
+    def state(self) -> State:
+        """Copies of the sufficient statistics ``count``, ``mean``, ``ssq``, each ``(R, cells)``."""
+        return snapshot({"count": self.count, "mean": self.mean, "ssq": self.ssq})
+
+    def load_state(self, state: Mapping[str, np.ndarray]) -> None:
+        """Restore what :meth:`state` returned (same names, shapes and dtypes)."""
+        state = check_state(type(self).__name__, self.state(), state)
+        self.count, self.mean, self.ssq = state["count"], state["mean"], state["ssq"]
 
     def update(self, rows: np.ndarray, cells: np.ndarray, y: np.ndarray) -> None:
         """Add one observation ``y[i]`` to cell ``cells[i]`` of row ``rows[i]`` (Welford)."""
@@ -111,7 +127,7 @@ class NormalGamma:
 class LinearGaussian:
     """Bayesian linear regression y = theta^T phi + eps, eps ~ N(0, v), batched over rows.
 
-    Prior theta | v ~ N(mu0, v B0^{-1}). Posterior (SPEC §2): B = B0 + sum phi phi^T,
+    Prior theta | v ~ N(mu0, v B0^{-1}). Posterior: B = B0 + sum phi phi^T,
     b = B0 mu0 + sum y phi, mu = B^{-1} b. With ``noise_var=None`` the variance
     is learned: v ~ InvGamma(a0, b0) a priori and
     a_n = a0 + n/2, b_n = b0 + (y^T y + mu0^T B0 mu0 - mu^T B mu) / 2.
@@ -154,6 +170,15 @@ class LinearGaussian:
     def dim(self) -> int:
         return self.b.shape[1]
 
+    def state(self) -> State:
+        """Copies of ``chol`` (R, p, p), ``b`` (R, p), ``yy`` and ``n`` (R,)."""
+        return snapshot({"chol": self.chol, "b": self.b, "yy": self.yy, "n": self.n})
+
+    def load_state(self, state: Mapping[str, np.ndarray]) -> None:
+        """Restore what :meth:`state` returned (same names, shapes and dtypes)."""
+        state = check_state(type(self).__name__, self.state(), state)
+        self.chol, self.b, self.yy, self.n = state["chol"], state["b"], state["yy"], state["n"]
+
     def update(self, phi: np.ndarray, y: np.ndarray) -> None:
         """One observation per row: ``phi (R, p)``, ``y (R,)``."""
         cholesky_rank_one_update(self.chol, phi)
@@ -193,7 +218,7 @@ class NormalInverseWishart:
     Prior (the paper's defaults): mu0 = 0, Psi0 = I, kappa0 = 1, nu0 = d.
     Sequential update for one z: Psi <- Psi + kappa/(kappa+1) (z - m)(z - m)^T,
     m <- (kappa m + z)/(kappa + 1), kappa += 1, nu += 1, which equals the batch
-    formula of SPEC §2. ``Psi`` is stored as its Cholesky factor.
+    formula. ``Psi`` is stored as its Cholesky factor.
 
     ``sample_mean`` draws the treatment mean from its exact marginal, the
     multivariate t with nu - d + 1 degrees of freedom, location m and scale
@@ -229,6 +254,15 @@ class NormalInverseWishart:
         self.kappa = np.full((n_rows, n_cells), self.kappa0)
         self.nu = np.full((n_rows, n_cells), self.nu0)
 
+    def state(self) -> State:
+        """Copies of ``mean`` (R, cells, d), ``chol_psi`` (R, cells, d, d), ``kappa`` and ``nu`` (R, cells)."""
+        return snapshot({"mean": self.mean, "chol_psi": self.chol_psi, "kappa": self.kappa, "nu": self.nu})
+
+    def load_state(self, state: Mapping[str, np.ndarray]) -> None:
+        """Restore what :meth:`state` returned (same names, shapes and dtypes)."""
+        state = check_state(type(self).__name__, self.state(), state)
+        self.mean, self.chol_psi, self.kappa, self.nu = state["mean"], state["chol_psi"], state["kappa"], state["nu"]
+
     def update(self, rows: np.ndarray, cells: np.ndarray, z: np.ndarray) -> None:
         kappa = self.kappa[rows, cells]
         m = self.mean[rows, cells]
@@ -241,6 +275,11 @@ class NormalInverseWishart:
 
     def psi(self) -> np.ndarray:
         return self.chol_psi @ np.swapaxes(self.chol_psi, -1, -2)
+
+    def mode_covariance_factor(self, rows: np.ndarray | slice = slice(None),
+                               cells: np.ndarray | slice = slice(None)) -> np.ndarray:
+        """Lower Cholesky factor of the posterior mode of the covariance, Psi / (nu + d + 1): ``(..., d, d)``."""
+        return self.chol_psi[rows, cells] / np.sqrt(self.nu[rows, cells] + self.dim + 1)[..., None, None]
 
     def sample_mean(self, rng: np.random.Generator, rows=slice(None), cells=slice(None)) -> np.ndarray:
         """Draw the treatment mean of the selected cells: ``(..., d)``."""

@@ -12,9 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from agents.common import BatchedAgent
+from agents.base import BatchedAgent
 from agents.posteriors import LinearGaussian
-from gambit_gym._validation import check_float
+from agents.state import State, prefixed, unprefixed
+from gambit_gym.validation import check_float
 
 
 class LinearRewardModel:
@@ -80,3 +81,10 @@ class LinearRewardAgent(BatchedAgent):
         self.model_kwargs = dict(prior_precision=prior_precision, intercept_precision=intercept_precision,
                                  noise_var=noise_var, a0=a0, b0=b0)
         super().__init__(n_actions, obs_dim, **base)
+
+    # ``_init_state`` sets ``self.model``, a LinearRewardModel; subclasses add their own state to these two.
+    def _state(self) -> State:
+        return prefixed("model", self.model.posterior.state())
+
+    def _load_state(self, state: State) -> None:
+        self.model.posterior.load_state(unprefixed("model", state))

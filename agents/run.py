@@ -2,101 +2,19 @@
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
-from gambit_gym._validation import check_int
+from agents.results import BanditResult
+from agents.sb3 import parse_sb3_spec, run_sb3
+from gambit_gym.progress import progress_bar
+from gambit_gym.validation import check_int
 
 AgentSpec = Any  # a class with from_env, "sb3:PPO", a (class or "sb3:..", kwargs) pair, or a callable (env, seed)
-SB3_PREFIX = "sb3:"
-
-
-def _sb3_spec(spec: AgentSpec) -> tuple[str, dict[str, Any]] | None:
-    """``"sb3:PPO"`` or ``("sb3:PPO", kwargs)`` -> ``("PPO", kwargs)``; anything else -> None."""
-    kwargs: Mapping[str, Any] = {}
-    if isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[1], Mapping):
-        spec, kwargs = spec
-    if isinstance(spec, str) and spec.startswith(SB3_PREFIX):
-        return spec[len(SB3_PREFIX):], dict(kwargs)
-    return None
-
-
-@dataclass
-class BanditResult:
-    """Cumulative pseudo-regret per agent, shape ``(replications, horizon)``.
-
-    Example:
-        >>> from agents import StandardTS, run_bandit
-        >>> res = run_bandit("GeneratorMediated-v0", {"StdTS": StandardTS}, horizon=20,
-        ...                  replications=4, seed=0, progress=False)
-        >>> res.cumulative_regret["StdTS"].shape
-        (4, 20)
-    """
-
-    cumulative_regret: dict[str, np.ndarray]
-    horizon: int
-    replications: int
-    seed: int
-    config: dict[str, Any] = field(default_factory=dict)
-    seconds: dict[str, float] = field(default_factory=dict)
-
-    def summary(self) -> dict[str, dict[str, float]]:
-        """Mean and standard error of the final cumulative regret per agent."""
-        out = {}
-        for name, reg in self.cumulative_regret.items():
-            final = reg[:, -1]
-            se = final.std(ddof=1) / math.sqrt(len(final)) if len(final) > 1 else float("nan")
-            out[name] = {"mean": float(final.mean()), "se": float(se), "seconds": self.seconds.get(name, 0.0)}
-        return out
-
-    def table(self) -> str:
-        """The summary as a Markdown table."""
-        rows = [f"| agent | final cumulative regret (mean +- SE, {self.replications} reps, T = {self.horizon}) |",
-                "|---|---|"]
-        for name, s in sorted(self.summary().items(), key=lambda kv: kv[1]["mean"]):
-            rows.append(f"| {name} | {s['mean']:.2f} +- {s['se']:.2f} |")
-        return "\n".join(rows)
-
-    def __str__(self) -> str:
-        return self.table()
-
-    def plot(self, path: str | Path | None = None, ax: Any = None, title: str | None = None):
-        """Mean cumulative regret against round with 95% bands (mean +- 1.96 SE)."""
-        try:
-            import matplotlib
-
-            if path is not None and ax is None:
-                matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-        except ImportError as exc:  # pragma: no cover - exercised only without the extra
-            raise ImportError('plotting needs matplotlib: pip install "gambit-gym[plots]"') from exc
-        if ax is None:
-            fig, ax = plt.subplots(figsize=(7, 4.5))
-        rounds = np.arange(1, self.horizon + 1)
-        for name, reg in self.cumulative_regret.items():
-            mean = reg.mean(axis=0)
-            se = reg.std(axis=0, ddof=1) / math.sqrt(len(reg)) if len(reg) > 1 else np.zeros_like(mean)
-            ax.plot(rounds, mean, label=name)
-            ax.fill_between(rounds, mean - 1.96 * se, mean + 1.96 * se, alpha=0.2)
-        ax.set_xlabel("round")
-        ax.set_ylabel("cumulative pseudo-regret")
-        ax.set_title(title or f"{self.replications} replications, 95% bands")
-        ax.legend()
-        if path is not None:
-            ax.figure.tight_layout()
-            ax.figure.savefig(path, dpi=120)
-        return ax
-
-    def save(self, path: str | Path) -> None:
-        """``.npz`` with one array per agent (no pickle)."""
-        np.savez_compressed(path, **{f"regret/{k}": v for k, v in self.cumulative_regret.items()})
 
 
 def _make_vector_env(env: str | Callable[..., Any], n: int, horizon: int, env_kwargs: dict) -> Any:
@@ -158,14 +76,12 @@ def run_bandit(
     if not isinstance(agents, Mapping) or not agents:
         raise ValueError("agents: expected a non-empty mapping name -> agent class")
     env_kwargs = dict(env_kwargs or {})
-    sb3 = {name: parsed for name, spec in agents.items() if (parsed := _sb3_spec(spec)) is not None}
+    sb3 = {name: parsed for name, spec in agents.items() if (parsed := parse_sb3_spec(spec)) is not None}
     regret = {name: np.empty((replications, horizon)) for name in agents}
     seconds = dict.fromkeys(agents, 0.0)
     if sb3 and not isinstance(env, str):
         raise TypeError(f"env: Stable-Baselines3 agents {sorted(sb3)} need an environment id, got {env!r}")
     for name, (algorithm, kwargs) in sb3.items():
-        from agents.sb3 import run_sb3
-
         res = run_sb3(algorithm, env, horizon=horizon, replications=replications, seed=seed, env_kwargs=env_kwargs,
                       progress=progress, **kwargs)
         regret[name], seconds[name] = res.cumulative_regret[algorithm], res.seconds[algorithm]
@@ -173,7 +89,8 @@ def run_bandit(
     agents = {name: spec for name, spec in agents.items() if name not in sb3}
     starts = list(range(0, replications, block)) if agents else []
     block_seeds = np.random.SeedSequence(seed).spawn(len(starts))
-    bar = _progress(progress and bool(starts), len(starts) * len(agents) * horizon)
+    bar = progress_bar(progress and bool(starts), len(starts) * len(agents) * horizon, "rounds", "round",
+                       smoothing=0.1)
     for start, block_seed in zip(starts, block_seeds):
         n = min(block, replications - start)
         env_seed, *spawned = block_seed.spawn(1 + n_agents)
@@ -204,11 +121,3 @@ def run_bandit(
     config = {"env": env if isinstance(env, str) else getattr(env, "__name__", repr(env)),
               "env_kwargs": env_kwargs, "block_size": block}
     return BanditResult(regret, horizon, replications, seed, config, seconds)
-
-
-def _progress(enabled: bool, total: int):
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc="rounds", unit="round", smoothing=0.1)

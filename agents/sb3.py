@@ -28,18 +28,21 @@ from __future__ import annotations
 
 import math
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
-from gambit_gym._extras import require
-from gambit_gym._validation import check_choice, check_int
+from agents.results import BanditResult
+from gambit_gym import ENV_ID
+from gambit_gym.extras import require
+from gambit_gym.progress import progress_bar
+from gambit_gym.validation import check_choice, check_int
 from gambit_gym.wrappers import RecordRegret
 
-if TYPE_CHECKING:
-    from agents.run import BanditResult
-
+#: Marks an agent given by name as a Stable-Baselines3 algorithm: ``"sb3:PPO"``.
+SB3_PREFIX = "sb3:"
 SB3_ALGORITHMS = ("PPO", "A2C", "DQN")
 SB3_SETTINGS: dict[str, dict[str, Any]] = {
     "PPO": {"gamma": 0.0, "gae_lambda": 1.0, "n_steps": 32, "batch_size": 32, "n_epochs": 4, "learning_rate": 1e-3},
@@ -48,6 +51,25 @@ SB3_SETTINGS: dict[str, dict[str, Any]] = {
             "target_update_interval": 50, "exploration_fraction": 0.2, "exploration_final_eps": 0.02,
             "learning_rate": 1e-3},
 }
+
+
+def parse_sb3_spec(spec: Any) -> tuple[str, dict[str, Any]] | None:
+    """``"sb3:PPO"`` or ``("sb3:PPO", kwargs)`` -> ``("PPO", kwargs)``; anything else -> ``None``.
+
+    The algorithm name is returned as written; :func:`run_sb3` checks it against ``SB3_ALGORITHMS``.
+
+    Example:
+        >>> parse_sb3_spec(("sb3:DQN", {"learning_starts": 20}))
+        ('DQN', {'learning_starts': 20})
+        >>> parse_sb3_spec("StandardTS") is None
+        True
+    """
+    kwargs: Mapping[str, Any] = {}
+    if isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[1], Mapping):
+        spec, kwargs = spec
+    if isinstance(spec, str) and spec.startswith(SB3_PREFIX):
+        return spec[len(SB3_PREFIX):], dict(kwargs)
+    return None
 
 
 class StandardizeReward(gym.Wrapper):
@@ -74,7 +96,7 @@ class StandardizeReward(gym.Wrapper):
 
 def run_sb3(
     algorithm: str,
-    env: str = "GeneratorMediated-v0",
+    env: str = ENV_ID,
     horizon: int = 1000,
     replications: int = 10,
     seed: int = 0,
@@ -99,8 +121,6 @@ def run_sb3(
         >>> res.cumulative_regret["A2C"].shape
         (2, 30)
     """
-    from agents.run import BanditResult
-
     algorithm = check_choice("algorithm", algorithm, SB3_ALGORITHMS)
     reserved = sorted({"seed", "env", "device", "verbose"} & set(kwargs))
     if reserved:
@@ -117,11 +137,7 @@ def run_sb3(
     env_kwargs = dict(env_kwargs or {})
     regret = np.empty((replications, horizon))
     seeds = np.random.SeedSequence(seed).spawn(replications)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=replications, desc=f"sb3:{algorithm}", unit="replication")
+    bar = progress_bar(progress, replications, f"{SB3_PREFIX}{algorithm}", "replication")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # repeatable, and as fast for these small networks
     tic = time.perf_counter()
@@ -133,7 +149,7 @@ def run_sb3(
             try:
                 model = cls(policy, learner_env, seed=rep_seed, device="cpu", verbose=0, **settings)
             except TypeError as exc:
-                raise TypeError(f"sb3:{algorithm}: {exc} (settings passed: {sorted(settings)})") from exc
+                raise TypeError(f"{SB3_PREFIX}{algorithm}: {exc} (settings passed: {sorted(settings)})") from exc
             model.learn(total_timesteps=horizon)
             # the first episode is the T rounds of this replication (PPO/A2C may step a few rounds past
             # it to fill their last rollout; those belong to a second episode and are not counted)

@@ -6,13 +6,14 @@ from typing import Any
 
 import numpy as np
 
-from agents.common import BatchedAgent
+from agents.base import BatchedAgent
 from agents.posteriors import NormalGamma
 from agents.reward_model import LinearRewardAgent, LinearRewardModel
+from agents.state import State, prefixed, unprefixed
 
 
 class StandardTS(BatchedAgent):
-    """Thompson sampling with an independent Normal-Gamma model per arm (SPEC §2, ``StdTS``).
+    """Thompson sampling with an independent Normal-Gamma model per arm (the paper's ``StdTS``).
 
     Args:
         contextual: one table per (discrete context, arm) instead of per arm.
@@ -52,22 +53,26 @@ class StandardTS(BatchedAgent):
         n_ctx = self.contexts.n_contexts if self.contextual else 1
         self.posterior = NormalGamma(self.n_rows, n_ctx * self.n_actions, **self.prior)
 
-    def _state_objects(self):
-        return {"posterior": self.posterior}
+    def _state(self) -> State:
+        return prefixed("posterior", self.posterior.state())
 
-    def _cells(self, ctx: np.ndarray) -> np.ndarray:
-        return ctx * self.n_actions if self.contextual else np.zeros_like(ctx)
+    def _load_state(self, state: State) -> None:
+        self.posterior.load_state(unprefixed("posterior", state))
+
+    def _table_context(self, ctx: np.ndarray) -> np.ndarray:
+        """The context a row's table is kept under: its own, or context 0 for all when not contextual."""
+        return ctx if self.contextual else np.zeros_like(ctx)
 
     def _act(self, ctx, x):
-        cells = self._cells(ctx)[:, None] + np.arange(self.n_actions)
+        cells = self._action_cells(self._table_context(ctx))
         return self.posterior.sample(self.rng, self._rows[:, None], cells).argmax(axis=1)
 
     def _update(self, ctx, x, a, y, z):
-        self.posterior.update(self._rows, self._cells(ctx) + a, y)
+        self.posterior.update(self._rows, self._cell(self._table_context(ctx), a), y)
 
 
 class LinearTS(LinearRewardAgent):
-    """Linear Thompson sampling on [one-hot(a), context, (a x context), 1] (SPEC §2, ``LinTS``).
+    """Linear Thompson sampling on [one-hot(a), context, (a x context), 1] (the paper's ``LinTS``).
 
     Normal-Inverse-Gamma model: the noise variance is learned unless ``noise_var``
     is given. Priors: coefficients ~ N(0, v / prior_precision), intercept ~
@@ -94,9 +99,6 @@ class LinearTS(LinearRewardAgent):
         if self.interactions:
             blocks["interaction"] = K * F
         self.model = LinearRewardModel(self.n_rows, blocks, **self.model_kwargs)
-
-    def _state_objects(self):
-        return {"model": self.model.posterior}
 
     def _features(self, x, a):
         arm = np.zeros((self.n_rows, self.n_actions))

@@ -18,7 +18,7 @@ import time
 import gymnasium as gym
 
 from agents import FoGAMBITTS, LinearTS, PoGAMBITTS, StandardTS, run_bandit
-from gambit_gym import GeneratorMediatedVectorEnv
+from gambit_gym import ENV_ID, GeneratorMediatedVectorEnv
 
 AGENTS = {"poGAMBITTS": PoGAMBITTS, "foGAMBITTS": FoGAMBITTS, "StdTS": StandardTS, "LinTS": LinearTS}
 
@@ -28,7 +28,7 @@ def single_loop(runs: int, horizon: int, n_actions: int) -> dict[str, float]:
     for name, cls in AGENTS.items():
         tic = time.perf_counter()
         for rep in range(runs):
-            env = gym.make("GeneratorMediated-v0", n_actions=n_actions, horizon=horizon)
+            env = gym.make(ENV_ID, n_actions=n_actions, horizon=horizon)
             agent = cls.from_env(env, seed=rep)
             obs, _ = env.reset(seed=rep)
             for _ in range(horizon):
@@ -67,7 +67,7 @@ def main() -> None:
     args = parser.parse_args()
     reps, horizon, K = 250, 1000, 40
     if not args.table_only:
-        res = run_bandit("GeneratorMediated-v0", AGENTS, horizon=horizon, replications=reps, seed=0,
+        res = run_bandit(ENV_ID, AGENTS, horizon=horizon, replications=reps, seed=0,
                          env_kwargs={"n_actions": K}, progress=False)
         single = single_loop(args.single_runs, horizon, K)
         scale = reps / args.single_runs

@@ -12,7 +12,7 @@ import time
 import gymnasium as gym
 import numpy as np
 
-import gambit_gym  # noqa: F401
+from gambit_gym import ENV_ID
 
 
 def time_steps(env: gym.Env, n: int) -> float:
@@ -36,12 +36,12 @@ def time_vector(venv: gym.vector.VectorEnv, n: int) -> float:
 
 
 def main(n: int = 20_000, num_envs: int = 256, vec_steps: int = 200) -> None:
-    ours = min(time_steps(gym.make("GeneratorMediated-v0"), n) for _ in range(3))
+    ours = min(time_steps(gym.make(ENV_ID), n) for _ in range(3))
     cart = min(time_steps(gym.make("CartPole-v1"), n) for _ in range(3))
-    print(f"(a) step: GeneratorMediated-v0 {ours * 1e6:.1f} us, CartPole-v1 {cart * 1e6:.1f} us, "
+    print(f"(a) step: {ENV_ID} {ours * 1e6:.1f} us, CartPole-v1 {cart * 1e6:.1f} us, "
           f"ratio {ours / cart:.2f}x (goal <= 2x)")
-    vec = gym.make_vec("GeneratorMediated-v0", num_envs=num_envs, vectorization_mode="vector_entry_point")
-    sync = gym.make_vec("GeneratorMediated-v0", num_envs=num_envs, vectorization_mode="sync")
+    vec = gym.make_vec(ENV_ID, num_envs=num_envs, vectorization_mode="vector_entry_point")
+    sync = gym.make_vec(ENV_ID, num_envs=num_envs, vectorization_mode="sync")
     t_vec = min(time_vector(vec, vec_steps) for _ in range(3))
     t_sync = min(time_vector(sync, max(vec_steps // 10, 5)) for _ in range(3))
     print(f"(b) per env-step with {num_envs} envs: vector {t_vec * 1e6:.2f} us, SyncVectorEnv "

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 
 from agents import EnsembleGAMBITTS, PoGAMBITTS, StandardTS, run_bandit
+from gambit_gym import ENV_ID
 from gambit_gym.cache import DIMENSION_NAMES
 
 CASES = {
@@ -25,7 +26,7 @@ AGENTS = {"EnsembleGAMBITTS": EnsembleGAMBITTS, "poGAMBITTS": PoGAMBITTS, "StdTS
 
 
 def run_case(name: str, replications: int, seed: int = 323):
-    return run_bandit("GeneratorMediated-v0", AGENTS, horizon=1000, replications=replications, seed=seed,
+    return run_bandit(ENV_ID, AGENTS, horizon=1000, replications=replications, seed=seed,
                       env_kwargs=CASES[name], progress=False)
 
 

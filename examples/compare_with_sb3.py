@@ -18,6 +18,7 @@ import importlib.util
 from pathlib import Path
 
 from agents import FoGAMBITTS, PoGAMBITTS, StandardTS, run_bandit
+from gambit_gym import ENV_ID
 
 spec = importlib.util.spec_from_file_location("custom_agent", Path(__file__).with_name("custom_agent.py"))
 custom_agent = importlib.util.module_from_spec(spec)
@@ -40,7 +41,7 @@ agents = {
     "DQN": "sb3:DQN",
 }
 env_kwargs = {"variant": "cached-llm", "outcome": "linear-3d", "n_actions": 5, "noise_level": 0}
-result = run_bandit("GeneratorMediated-v0", agents, horizon=args.horizon, replications=args.replications,
+result = run_bandit(ENV_ID, agents, horizon=args.horizon, replications=args.replications,
                     seed=args.seed, env_kwargs=env_kwargs)
 print(result.table())
 print("seconds: " + ", ".join(f"{name} {s:.0f}" for name, s in result.seconds.items()))

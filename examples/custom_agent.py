@@ -2,6 +2,7 @@
 import numpy as np
 
 from agents import PoGAMBITTS, StandardTS, run_bandit
+from gambit_gym import ENV_ID
 
 
 class EpsilonGreedy:
@@ -32,4 +33,4 @@ class EpsilonGreedy:
 
 if __name__ == "__main__":
     agents = {"epsilon-greedy": EpsilonGreedy, "StdTS": StandardTS, "poGAMBITTS": PoGAMBITTS}
-    print(run_bandit("GeneratorMediated-v0", agents, horizon=1000, replications=50, seed=0).table())
+    print(run_bandit(ENV_ID, agents, horizon=1000, replications=50, seed=0).table())

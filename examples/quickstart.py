@@ -8,6 +8,7 @@ import gymnasium as gym
 import numpy as np
 
 import gambit_gym
+from agents.results import standard_error
 
 venv = gym.make_vec(gambit_gym.ENV_ID, num_envs=100, vectorization_mode="vector_entry_point")
 rng = np.random.default_rng(0)
@@ -21,5 +22,5 @@ for policy in ("random", "oracle"):
             actions = venv.unwrapped.expected_rewards(info["context_index"]).argmax(axis=1)
         obs, reward, terminated, truncated, info = venv.step(actions)
         regret += info["regret"]
-    se = regret.std(ddof=1) / np.sqrt(len(regret))
-    print(f"{policy:>7}: cumulative regret after 1000 rounds = {regret.mean():8.2f} +- {se:.2f} (SE)")
+    print(f"{policy:>7}: cumulative regret after 1000 rounds = {regret.mean():8.2f} "
+          f"+- {standard_error(regret):.2f} (SE)")

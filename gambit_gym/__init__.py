@@ -15,8 +15,7 @@ from gambit_gym.contexts import ContextSpace
 from gambit_gym.env import GeneratorMediatedEnv
 from gambit_gym.scenarios import VARIANTS, Scenario, make_scenario
 from gambit_gym.vector_env import GeneratorMediatedVectorEnv
-
-__version__ = "0.1.0"
+from gambit_gym.version import __version__
 
 ENV_ID = "GeneratorMediated-v0"
 
@@ -34,5 +33,6 @@ __all__ = [
     "GeneratorMediatedEnv",
     "GeneratorMediatedVectorEnv",
     "Scenario",
+    "__version__",
     "make_scenario",
 ]

@@ -1,17 +1,14 @@
-"""``gambit-gym``: command line for the common jobs.
+"""``gambit-gym``: the environment's command line (describe an instance; build and inspect caches).
 
     gambit-gym describe [--variant V] [--option key=value ...]   the instance and its oracle table
     gambit-gym cache build --generator smollm2 --per-cell 10 --out my_cache.npz
     gambit-gym cache build --generator openai --base-url URL --model NAME --per-cell 50 --out my_cache.npz
     gambit-gym cache build --from-texts messages.csv --out my_cache.npz
     gambit-gym cache info my_cache.npz
-    gambit-gym experiment list
-    gambit-gym experiment run arms --replications 250       (a named experiment, "all", or a .toml file)
-    gambit-gym experiment run my_sweep.toml --backend ray --address auto
-    gambit-gym experiment report results/
 
-The experiment commands run the agents (package ``agents``); they are imported
-only for those commands, so the environments never depend on the agents.
+:func:`add_commands` adds these commands to any argparse subparsers object, so
+the ``gambit-gym`` entry point (``agents.cli``) mounts them next to the
+experiment commands; ``python -m gambit_gym.cli`` runs them alone.
 """
 
 from __future__ import annotations
@@ -24,6 +21,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+
+from gambit_gym.scenarios import make_scenario
 
 
 def parse_options(pairs: Sequence[str]) -> dict[str, Any]:
@@ -41,8 +40,6 @@ def parse_options(pairs: Sequence[str]) -> dict[str, Any]:
 
 
 def _describe(args: argparse.Namespace) -> int:
-    from gambit_gym.scenarios import make_scenario
-
     try:
         scenario = make_scenario(args.variant, **parse_options(args.option))
     except (TypeError, ValueError) as exc:
@@ -89,8 +86,11 @@ def _generator(args: argparse.Namespace):
         return SmolLM2Generator(temperature=args.temperature, max_tokens=args.max_tokens)
     if not args.base_url or not args.model:
         raise ValueError("--generator openai needs --base-url and --model")
+    # Transport settings left unset keep OpenAIChatGenerator's defaults.
+    transport = {name: getattr(args, name) for name in ("timeout", "max_retries", "max_reply_bytes")
+                 if getattr(args, name) is not None}
     return OpenAIChatGenerator(args.base_url, args.model, api_key_env=args.api_key_env,
-                               temperature=args.temperature, max_tokens=args.max_tokens)
+                               temperature=args.temperature, max_tokens=args.max_tokens, **transport)
 
 
 def _cache_info(args: argparse.Namespace) -> int:
@@ -120,7 +120,7 @@ def _cache_info(args: argparse.Namespace) -> int:
     print("pole separation per style dimension (ROC AUC of the dimension's score, its positive- vs "
           "negative-pole prompts' messages; 0.5 = chance):")
     for dim, value in auc.items():
-        bar = "#" * int(round(max(value - 0.5, 0) * 40))
+        bar = "#" * int(round(max(value - 0.5, 0) * 40)) if value == value else ""  # NaN: a pole has no prompt
         print(f"  {dim:16s} {value:5.2f} {bar}")
     above = sum(v > 0.5 for v in auc.values())
     print(f"{above}/{len(auc)} dimensions separate their poles better than chance")
@@ -131,61 +131,12 @@ def _cache_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _experiment_list(args: argparse.Namespace) -> int:
-    from agents.experiments import named_experiments
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    """Add ``describe`` and ``cache`` (``build``, ``info``) to ``sub``, an ``add_subparsers()`` result.
 
-    for name, exp in named_experiments().items():
-        n = len(exp.configs())
-        print(f"{name:20s} {n} config{'s' if n > 1 else ' '}  {exp.description}")
-    print("\nall                  every experiment above (gambit-gym experiment run all)")
-    return 0
-
-
-def _experiment_run(args: argparse.Namespace) -> int:
-    from agents.experiments import ExperimentError, load_experiment, named_experiments, run_experiments
-
-    try:
-        specs = args.experiments
-        if specs == ["all"]:
-            experiments = list(named_experiments().values())
-        else:
-            experiments = [load_experiment(s) for s in specs]
-        experiments = [e.with_overrides(args.horizon, args.replications, args.seed) for e in experiments]
-        n = sum(len(e.configs()) for e in experiments)
-        print(f"{len(experiments)} experiment(s), {n} config(s) -> {args.out}/ (backend: {args.backend})")
-        files = run_experiments(experiments, args.out, backend=args.backend, workers=args.workers,
-                                address=args.address, progress=not args.quiet)
-    except (ExperimentError, ValueError, TypeError, ImportError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except RuntimeError as exc:  # some configs failed; the finished ones are saved
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    for name, paths in files.items():
-        print(f"{name}: {len(paths)} config file(s) in {paths[0].parent}")
-    print(f"next: gambit-gym experiment report {args.out}")
-    return 0
-
-
-def _experiment_report(args: argparse.Namespace) -> int:
-    from agents.experiments import check_findings, load_results, write_report
-
-    try:
-        results = load_results(args.results)
-        path = write_report(args.results, plots=not args.no_plots, results=results)
-        findings = check_findings(results)
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    for f in findings:
-        print(f"[{f.status}] {f.claim}")
-    print(f"report written to {path}")
-    return 0
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gambit-gym", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    Each command stores its handler as ``args.func``; the caller sets ``args.argv`` (the argument
+    list, recorded in a built cache's metadata) and returns ``args.func(args)``, as :func:`main` does.
+    """
     describe = sub.add_parser("describe", help="print a problem instance and its exact expected rewards")
     describe.add_argument("--variant", default="synthetic")
     describe.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE")
@@ -205,36 +156,30 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable with the API key")
     build.add_argument("--temperature", type=float, default=0.8)
     build.add_argument("--max-tokens", type=int, default=96)
+    build.add_argument("--timeout", type=float, metavar="SECONDS",
+                       help="openai: seconds allowed for one whole request, however slowly the server "
+                            "answers (default 120); an overdue request is not retried")
+    build.add_argument("--max-retries", type=int, metavar="N",
+                       help="openai: retries after HTTP 408/429/5xx or a failed connection, with exponential "
+                            "backoff and Retry-After (default 3)")
+    build.add_argument("--max-reply-bytes", type=int, metavar="N",
+                       help="openai: the largest reply accepted, in bytes (default 4194304 = 4 MiB)")
     build.set_defaults(func=_cache_build)
     info = cache.add_parser("info", help="describe a cache and how well its style scores separate their poles")
     info.add_argument("path")
     info.add_argument("--samples", type=int, default=0, help="also print N random messages")
     info.set_defaults(func=_cache_info)
 
-    experiment = sub.add_parser("experiment", help="run the paper's study grid or your own sweeps; report")
-    experiment = experiment.add_subparsers(dest="experiment_command", required=True)
-    lst = experiment.add_parser("list", help="the named experiments (the paper's grid)")
-    lst.set_defaults(func=_experiment_list)
-    run = experiment.add_parser("run", help="run experiments; finished configs are kept, so a rerun resumes")
-    run.add_argument("experiments", nargs="+", metavar="EXPERIMENT",
-                     help="a named experiment (see 'list'), 'all', or a .toml experiment file")
-    run.add_argument("--out", default="results", help="results root (default: results/)")
-    run.add_argument("--replications", type=int, help="override the experiments' replications")
-    run.add_argument("--horizon", type=int, help="override the experiments' horizon T")
-    run.add_argument("--seed", type=int, help="override the experiments' root seed")
-    run.add_argument("--backend", choices=["process", "serial", "ray"], default="process")
-    run.add_argument("--workers", type=int, help="local worker processes (default: one per CPU)")
-    run.add_argument("--address", help="Ray cluster address for --backend ray (e.g. auto); default: a local Ray")
-    run.add_argument("--quiet", action="store_true", help="no progress bar")
-    run.set_defaults(func=_experiment_run)
-    rep = experiment.add_parser("report", help="plots and a markdown report (report.md) from a results folder")
-    rep.add_argument("results", help="a results root or one experiment's folder")
-    rep.add_argument("--no-plots", action="store_true")
-    rep.set_defaults(func=_experiment_report)
+
+def build_parser() -> argparse.ArgumentParser:
+    """The environment-only parser (``python -m gambit_gym.cli``)."""
+    parser = argparse.ArgumentParser(prog="gambit-gym", description=__doc__.split("\n")[0])
+    add_commands(parser.add_subparsers(dest="command", required=True))
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one environment command (``argv`` defaults to ``sys.argv[1:]``); returns its exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.argv = argv

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gambit_gym._validation import check_array, check_float
+from gambit_gym.validation import check_array, check_float
 
 
 class LinearView:

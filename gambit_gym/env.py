@@ -14,8 +14,9 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from gambit_gym._validation import check_int
+from gambit_gym import streams
 from gambit_gym.scenarios import Scenario, make_scenario
+from gambit_gym.validation import check_int
 
 _FAST_INTS = (int, np.int64, np.int32)
 
@@ -77,10 +78,17 @@ class ScenarioAccess:
 class GeneratorMediatedEnv(ScenarioAccess, gym.Env):
     """A contextual bandit whose actions act on the reward only through a generated treatment.
 
-    Each round a context X_t is drawn, the agent picks a prompt A_t, the
+    ## Description
+    Each round a context X_t is drawn, the agent picks a prompt A_t, a
     generator produces a treatment G_t ~ P(G | A_t, X_t), the agent sees its
     working embedding Z_t = h(G_t), and the reward is
-    Y_t = f(Z*_t, X_t) + eps_t with eps_t ~ N(0, sigma_Y^2).
+    Y_t = f(Z*_t, X_t) + eps_t with eps_t ~ N(0, sigma_Y^2), where Z*_t is the
+    part of G_t the outcome depends on. The treatment's randomness makes a
+    prompt's reward noisier than its outcome noise alone; an agent that models
+    the embedding can learn from it (GAMBITTS). Three variants compose the
+    round differently: "synthetic" (Gaussian Z*, the agent sees Z = Z*),
+    "misspecified" (the agent sees a lossy view of Z*) and "cached-llm" (real
+    LLM messages replayed from a treatment cache, scored on style dimensions).
 
     ## Action Space
     ``Discrete(n_actions)``: the index of the prompt.
@@ -92,35 +100,136 @@ class GeneratorMediatedEnv(ScenarioAccess, gym.Env):
     12 contexts).
 
     ## Rewards
-    A Python ``float``: the outcome Y_t (default scale ~80, sqrt daily steps).
+    A Python ``float``: the outcome Y_t (default scale ~80, sqrt daily steps),
+    with outcome noise sd sigma_Y set by ``noise_level`` or ``reward_noise_sd``.
+
+    ## Starting State
+    ``reset`` draws the first context uniformly. There is no other state: the
+    rounds are independent given the problem instance (treatment means,
+    outcome weights), which the options fix (``problem_seed``), never the
+    episode seed.
 
     ## Episode End
     ``terminated`` is always ``False``; ``truncated`` becomes ``True`` after
     ``horizon`` steps.
 
     ## Info
-    ``reset`` and ``step`` return ``context`` ({factor: level}) and
-    ``context_index`` of the coming round. ``step`` adds, for the round just
-    played: ``treatment`` (the raw treatment: the latent vector Z* for the
-    synthetic variants, the message text for "cached-llm"), ``treatment_embedding`` (the working embedding Z,
-    shape ``(d,)``), ``expected_reward`` mu(A_t, X_t), ``optimal_action``,
-    ``optimal_expected_reward`` max_a mu(a, X_t) and ``regret``
-    (pseudo-regret, >= 0, exactly 0 for an optimal action); ``played_context``
-    is the context index of that round.
+    ``reset`` and ``step`` return, for the coming round:
 
-    ## Arguments
-    ``variant``: "synthetic" (default), "misspecified" (see
-    :mod:`gambit_gym.scenarios` for their options, e.g. ``n_actions``,
-    ``embedding_dim``, ``outcome``, ``noise_level``, ``reward_noise_sd``,
-    ``problem_seed``) or "cached-llm" (real LLM messages replayed from a
-    treatment cache; see :func:`gambit_gym.cached.cached_llm`: ``cache_path``,
-    ``outcome``, ``n_actions``, ``prompts``, ``working_embedding``,
-    ``noise_level``). ``horizon``: steps per episode (1000).
+    * ``context``: ``{factor: level}``, the context in words;
+    * ``context_index``: its index in ``0 .. n_contexts - 1``.
+
+    ``step`` adds, for the round just played:
+
+    * ``treatment``: the raw treatment, the latent vector Z* (shape ``(p,)``)
+      for "synthetic" and "misspecified", the message text for "cached-llm";
+    * ``treatment_embedding``: the working embedding Z, shape ``(d,)``;
+    * ``expected_reward``: mu(A_t, X_t), the exact expected reward of the action;
+    * ``optimal_action``: argmax_a mu(a, X_t);
+    * ``optimal_expected_reward``: max_a mu(a, X_t);
+    * ``regret``: the pseudo-regret max_a mu(a, X_t) - mu(A_t, X_t), >= 0 and
+      exactly 0 for an optimal action;
+    * ``played_context``: the context index of that round.
 
     ## Simulation access and oracle
     ``sample_treatments(action, context, n, rng=None)`` draws ``n`` working
     embeddings from the generator without touching the episode's random
-    stream; ``expected_rewards(context)`` returns mu(a, x) for every a, exactly.
+    stream; ``expected_rewards(context)`` returns mu(a, x) for every a, exactly;
+    ``embedding_r2`` says how well a linear model on E[Z | a, x] and the
+    context explains mu.
+
+    ## Arguments
+    Keyword arguments of ``gym.make("GeneratorMediated-v0", ...)``: the
+    environment's own (where: env) and those of each variant (where: S =
+    "synthetic", M = "misspecified", C = "cached-llm"). An option the chosen
+    variant does not take is an error that names it. In words, with p the
+    dimension of Z*, d that of Z, K the number of prompts and C of contexts:
+
+        ==================  =====  ==========================  ===========  ============================================
+        argument            where  type                        default      meaning
+        ==================  =====  ==========================  ===========  ============================================
+        variant             env    str                         "synthetic"  "synthetic", "misspecified" or "cached-llm":
+                                                                            the scenario (options below)
+        horizon             env    int                         1000         rounds per episode; the episode is truncated
+                                                                            after them
+        render_mode         env    str | None                  None         None or "ansi" (a one-line text summary);
+                                                                            single environment only
+        num_envs            env    int                         1            gym.make_vec only: how many sub-environments
+                                                                            step together
+        n_actions           S M    int                         5            K, the number of prompts (actions)
+        contexts            S M    ContextSpace | list | None  None         context factors: a ContextSpace or [(factor,
+                                                                            [level, ...]), ...]; None = the mHealth
+                                                                            location x previous-day steps (12 contexts)
+        problem_seed        S M    int                         0            seed of the drawn parts of the problem
+                                                                            instance (treatment means, outcome, context
+                                                                            effects, projection); never the episode seed
+        treatment_means     S M    array | None                None         treatment means m, (K, p) (the same in every
+                                                                            context) or (C, K, p); None = drawn: a
+                                                                            prompt mean with sd treatment_spread plus a
+                                                                            context shift with sd context_shift
+        treatment_cov       S M    array | None                None         treatment covariance Sigma (p, p), symmetric
+                                                                            positive definite; None =
+                                                                            treatment_noise_sd^2 I
+        treatment_spread    S M    float                       1.0          sd of the drawn prompt means
+        treatment_noise_sd  S M    float                       1.0          sd of a treatment around its mean when
+                                                                            treatment_cov is None
+        context_shift       S M    float                       0.2          sd of the drawn per-context shift of the
+                                                                            prompt means
+        outcome             S M    str                         "linear"     "linear" or "mlp" (one hidden ReLU layer):
+                                                                            the outcome f(Z*, x)
+        intercept           S M    float                       80.0         the outcome's intercept (the scale of sqrt
+                                                                            daily steps)
+        coefficients        S M    array | None                None         weights (p,) of the "linear" outcome; None =
+                                                                            a random direction of norm effect_size
+        effect_size         S M    float                       1.0          norm of the drawn linear weights; "mlp" is
+                                                                            scaled so its expected rewards spread alike
+        context_effect_sd   S M    float                       0.5          sd of the additive reward effect of each
+                                                                            context-factor level
+        hidden_units        S M    int                         64           hidden units of the "mlp" outcome
+        noise_level         S M C  int | None                  None         outcome noise level 0..4 (None = 0): its sd
+                                                                            is evenly spaced from the treatment scale
+                                                                            (level 0) to field_noise_sd (level 4), as in
+                                                                            the paper; give this or reward_noise_sd
+        reward_noise_sd     S M C  float | None                None         outcome noise sd sigma_Y >= 0, set directly
+        field_noise_sd      S M    float                       24.5712      the sd of noise level 4 (the field noise of
+                                                                            the paper's 3-D linear outcome model)
+        embedding_dim       S      int                         3            p = d: the dimension of Z* and of the
+                                                                            working embedding Z = Z*
+        latent_dim          M      int                         3            p, the dimension of the latent treatment Z*
+                                                                            the reward depends on
+        view                M      str                         "subset"     "subset" (the coordinates observed_dims of
+                                                                            Z*) or "projection" (a random orthonormal
+                                                                            projection of Z*, drawn from problem_seed):
+                                                                            what the agent sees
+        observed_dims       M      int | list[int]             (0,)         view="subset": the distinct coordinates of
+                                                                            Z* seen
+        embedding_dim       M      int | None                  None         view="projection": d, the projection's
+                                                                            dimension (None = 1); must be None with
+                                                                            "subset"
+        embedding_noise_sd  M      float                       0.0          sd of Gaussian noise added to the view
+        cache_path          C      str | Path | None           None         the treatment cache (.npz); None = the
+                                                                            bundled SmolLM2-135M-Instruct cache (40
+                                                                            prompts x 12 contexts)
+        outcome             C      str                         "linear-3d"  "linear-3d", "linear-1d",
+                                                                            "linear-3d-context" or "mlp": an outcome
+                                                                            model of the paper on the message's style
+                                                                            scores
+        n_actions           C      int | None                  5            K: that many of the cache's prompts, their
+                                                                            expected rewards spread evenly over their
+                                                                            range; None = all
+        prompts             C      list[str] | None            None         the prompts to use as actions, by id
+                                                                            (instead of n_actions)
+        working_embedding   C      str | list[str] | None      None         what the agent sees: style dimension names,
+                                                                            "pca:k" (the first k principal components of
+                                                                            the sentence embedding) or "full" (all of
+                                                                            it); None = the outcome's style dimensions
+        field_noise_sd      C      float | None                None         the sd of noise level 4; None = the
+                                                                            outcome's field noise sd
+        problem_seed        C      int                         0            seed of the "mlp" outcome's weights
+        ==================  =====  ==========================  ===========  ============================================
+
+    ## Version History
+    * v0: the initial version.
 
     Example:
         >>> import gymnasium as gym, gambit_gym
@@ -158,7 +267,7 @@ class GeneratorMediatedEnv(ScenarioAccess, gym.Env):
         super().reset(seed=seed)
         if seed is not None:
             # Simulation access gets its own stream so it never disturbs the episode's.
-            self._sim_rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1,)))
+            self._sim_rng = streams.stream(seed, streams.SIMULATION)
         self._t = 0
         self._last = None
         self._context = int(self.contexts.sample(self.np_random))

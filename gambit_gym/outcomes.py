@@ -7,14 +7,40 @@ environment's oracle mu(a, x) is exact, never a Monte-Carlo estimate:
 * linear: E[b0 + beta^T Z* + g_x] = b0 + beta^T m + g_x.
 * one-hidden-layer ReLU MLP: each hidden pre-activation u = w^T Z* + c is
   Gaussian, N(s, v), and E[relu(u)] = s Phi(s / sqrt v) + sqrt(v) phi(s / sqrt v).
+
+:class:`OutcomeModel` is the contract both satisfy; the scenarios depend on it only.
 """
 
 from __future__ import annotations
 
+from typing import Protocol, runtime_checkable
+
 import numpy as np
 from scipy.special import ndtr
 
-from gambit_gym._validation import check_array, check_float
+from gambit_gym.validation import check_array, check_float
+
+
+@runtime_checkable
+class OutcomeModel(Protocol):
+    """The outcome contract: f(z, x) = intercept + g(z) + context_effect[x], batched, with an exact mean."""
+
+    name: str
+    intercept: float
+    context_effect: np.ndarray  # (n_contexts,) additive reward effect of each context
+
+    @property
+    def dim(self) -> int:
+        """p, the length of the latent treatment Z* the outcome reads."""
+        ...
+
+    def mean(self, latent: np.ndarray, contexts: np.ndarray) -> np.ndarray:
+        """f(Z*, x) for each row: latent ``(n, p)``, context indices ``(n,)`` -> ``(n,)``."""
+        ...
+
+    def expected_gaussian(self, means: np.ndarray, cov: np.ndarray) -> np.ndarray:
+        """Exact E[f(Z*, x)] for Z* ~ N(means[x, a], cov); means ``(C, K, p)`` -> ``(C, K)``."""
+        ...
 
 
 class LinearOutcome:
@@ -88,6 +114,3 @@ class MLPOutcome:
         t = s / sd
         relu_mean = s * ndtr(t) + sd * np.exp(-0.5 * t * t) / np.sqrt(2 * np.pi)
         return self.intercept + relu_mean @ self.w2 + self.context_effect[:, None]
-
-
-Outcome = LinearOutcome | MLPOutcome

@@ -15,9 +15,10 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from gambit_gym._validation import check_int
+from gambit_gym import streams
 from gambit_gym.env import ScenarioAccess
 from gambit_gym.scenarios import Scenario, make_scenario
+from gambit_gym.validation import check_int
 
 
 class GeneratorMediatedVectorEnv(ScenarioAccess, VectorEnv):
@@ -68,7 +69,7 @@ class GeneratorMediatedVectorEnv(ScenarioAccess, VectorEnv):
         if seed is not None:
             seed = check_int("seed", seed, 0)
             self._rng = np.random.default_rng(seed)
-            self._sim_rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1,)))
+            self._sim_rng = streams.stream(seed, streams.SIMULATION)
         self._t = 0
         self._needs_reset = False
         self._contexts = self.contexts.sample(self._rng, self.num_envs)

@@ -4,7 +4,6 @@ import pytest
 
 import gambit_gym  # noqa: F401  (registers the environments)
 
-ENV_ID = "GeneratorMediated-v0"
 #: every variant of the environment with small but representative options
 VARIANT_KWARGS = [
     {"variant": "synthetic"},
@@ -12,6 +11,13 @@ VARIANT_KWARGS = [
     {"variant": "misspecified"},
     {"variant": "misspecified", "view": "projection", "embedding_dim": 2, "embedding_noise_sd": 0.3},
 ]
+
+
+def pytest_collection_modifyitems(config, items):
+    """``llm`` and ``ray`` tests are slow too, so ``-m "not slow"`` leaves them out."""
+    for item in items:
+        if item.get_closest_marker("llm") or item.get_closest_marker("ray"):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,5 @@
-"""EnsembleGAMBITTS: batched members, save/restore, determinism, bad input."""
+"""EnsembleGAMBITTS: batched members, hand-written training, determinism, bad input (save/restore:
+test_agent_state.py)."""
 
 import gymnasium as gym
 import numpy as np
@@ -7,8 +8,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from agents import EnsembleGAMBITTS, IncompatibleEnvError, run_bandit  # noqa: E402
-from gambit_gym import GeneratorMediatedVectorEnv  # noqa: E402
-from tests.conftest import ENV_ID  # noqa: E402
+from gambit_gym import ENV_ID, GeneratorMediatedVectorEnv  # noqa: E402
+from tests._agents import play  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -19,37 +20,12 @@ def _one_thread():
     torch.set_num_threads(threads)
 
 
-def play(agent, venv, seed, rounds):
-    obs, _ = venv.reset(seed=seed)
-    actions = []
-    for _ in range(rounds):
-        a = agent.act(obs)
-        nobs, r, _, _, info = venv.step(a)
-        agent.update(obs, a, r, info)
-        actions.append(a.copy())
-        obs = nobs
-    return np.array(actions)
-
-
 @pytest.mark.parametrize("simulation", [True, False])
 def test_seeded_runs_repeat_exactly_on_cpu(simulation):
     runs = [play(EnsembleGAMBITTS.from_env(GeneratorMediatedVectorEnv(num_envs=3), seed=4, n_members=5,
                                            warmup=20, simulation=simulation),
                  GeneratorMediatedVectorEnv(num_envs=3), 0, 60) for _ in range(2)]
     assert np.array_equal(runs[0], runs[1])
-
-
-@pytest.mark.parametrize("simulation", [True, False])
-def test_save_restore_round_trip(tmp_path, simulation):
-    kwargs = dict(n_members=4, warmup=10, simulation=simulation)
-    venv = GeneratorMediatedVectorEnv(num_envs=2)
-    agent = EnsembleGAMBITTS.from_env(venv, seed=0, **kwargs)
-    play(agent, venv, 0, 40)
-    agent.save(tmp_path / "ens.npz")
-    clone = EnsembleGAMBITTS.from_env(venv, seed=123, **kwargs)
-    clone.load(tmp_path / "ens.npz")
-    env_a, env_b = GeneratorMediatedVectorEnv(num_envs=2), GeneratorMediatedVectorEnv(num_envs=2)
-    assert np.array_equal(play(agent, env_a, 5, 30), play(clone, env_b, 5, 30))
 
 
 def test_members_train_in_one_batched_pass_and_learn_the_reward():
@@ -84,6 +60,7 @@ def test_runs_through_run_bandit_with_regret_recorded():
     assert res.cumulative_regret["ensemble"].shape == (3, 60)
 
 
+@pytest.mark.slow
 def test_robust_where_the_papers_ensemble_was_not():
     """Bundled cached-LLM env, lowest noise, T = 1000, 50 replications (benchmarks/ensemble_robustness.py).
 

@@ -1,14 +1,19 @@
 """The single environment: API, semantics, determinism, oracle and bad input."""
 
+import inspect
 import pickle
+import re
+import textwrap
 
 import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from gambit_gym import GeneratorMediatedEnv, make_scenario
-from tests.conftest import ENV_ID, VARIANT_KWARGS
+from gambit_gym import ENV_ID, VARIANTS, GeneratorMediatedEnv, GeneratorMediatedVectorEnv, Scenario, make_scenario
+from gambit_gym.outcomes import OutcomeModel
+from gambit_gym.scenarios import VARIANT_OPTIONS, Option
+from tests.conftest import VARIANT_KWARGS
 
 
 def rollout(env, seed, n, actions_seed=0):
@@ -106,7 +111,7 @@ def test_mlp_oracle_is_exact_not_sampled():
     s = make_scenario(outcome="mlp", reward_noise_sd=0.0)
     rng = np.random.default_rng(1)
     n = 400_000
-    latent = s.generator.sample(np.full(n, 2), np.full(n, 4), rng)
+    latent = s.treatment_model.sample(np.full(n, 2), np.full(n, 4), rng)
     f = s.outcome.mean(latent, np.full(n, 4))
     assert abs(f.mean() - s.expected_reward[4, 2]) < 4 * f.std() / np.sqrt(n)
 
@@ -220,3 +225,97 @@ def test_numpy_integer_actions_are_accepted():
     env.reset(seed=0)
     for a in (np.int64(1), np.int32(2), np.array(3), np.array([4])):
         env.step(a)
+
+
+# -- the documented arguments are the code's -----------------------------------------------------
+#: The environment's own arguments as the docstring documents them (the defaults are checked against
+#: the signatures below); the variants' options come from their option tables.
+ENV_ARGUMENTS = [
+    Option("variant", "str", "synthetic", '"synthetic", "misspecified" or "cached-llm": the scenario (options below)'),
+    Option("horizon", "int", 1000, "rounds per episode; the episode is truncated after them"),
+    Option("render_mode", "str | None", None, 'None or "ansi" (a one-line text summary); single environment only'),
+    Option("num_envs", "int", 1, "gym.make_vec only: how many sub-environments step together"),
+]
+VARIANT_CODES = {"synthetic": "S", "misspecified": "M", "cached-llm": "C"}
+
+
+def arguments_table(width=112):
+    """The Arguments table: one row per option, merged across the variants that share it."""
+    rows = [(o, "env") for o in ENV_ARGUMENTS]
+    shared = {}
+    for variant, table in VARIANT_OPTIONS.items():
+        for option in table:
+            shared.setdefault(option, []).append(VARIANT_CODES[variant])
+    rows += [(o, " ".join(codes)) for o, codes in shared.items()]
+    head = ("argument", "where", "type", "default", "meaning")
+    cells = [(o.name, where, o.type, f'"{o.default}"' if isinstance(o.default, str) else repr(o.default))
+             for o, where in rows]
+    widths = [max(len(c[i]) for c in [*cells, head]) for i in range(4)]
+    meaning_width = width - sum(widths) - 2 * len(widths)
+    rule = "  ".join("=" * w for w in [*widths, meaning_width])
+
+    def line(cols, meaning):
+        return ("  ".join(c.ljust(w) for c, w in zip(cols, widths)) + "  " + meaning).rstrip()
+
+    out = [rule, line(head[:4], head[4]), rule]
+    for cols, (option, _) in zip(cells, rows):
+        wrapped = textwrap.wrap(option.doc, meaning_width, break_long_words=False, break_on_hyphens=False)
+        out += [line(cols, wrapped[0])] + [line(("",) * 4, w) for w in wrapped[1:]]
+    return "\n".join([*out, rule])
+
+
+def test_docstring_arguments_table_is_generated_from_the_option_tables():
+    assert set(VARIANT_OPTIONS) == set(VARIANTS) == set(VARIANT_CODES)
+    expected = arguments_table()
+    doc = inspect.cleandoc(GeneratorMediatedEnv.__doc__)
+    section = doc.split("## Arguments\n", 1)[1].split("\n## ", 1)[0]
+    table = textwrap.dedent("\n".join(line for line in section.splitlines() if line.startswith("    ")))
+    assert table == expected, "regenerate the Arguments table of GeneratorMediatedEnv:\n" + expected
+
+
+def test_documented_environment_defaults_are_the_signatures():
+    defaults = {o.name: o.default for o in ENV_ARGUMENTS}
+    for cls in (GeneratorMediatedEnv, GeneratorMediatedVectorEnv):
+        for name, param in inspect.signature(cls.__init__).parameters.items():
+            if name in defaults:
+                assert param.default == defaults[name], (cls.__name__, name)
+    assert set(inspect.signature(GeneratorMediatedEnv.__init__).parameters) >= {"variant", "horizon", "render_mode"}
+    assert "num_envs" in inspect.signature(GeneratorMediatedVectorEnv.__init__).parameters
+
+
+@pytest.mark.parametrize("variant", ["synthetic", "misspecified"])
+def test_option_table_defaults_are_what_the_scenario_uses(variant):
+    s = make_scenario(variant)
+    assert s.options == {o.name: o.default for o in VARIANT_OPTIONS[variant]}
+    allowed = sorted(o.name for o in VARIANT_OPTIONS[variant])
+    with pytest.raises(TypeError, match=re.escape(f"unknown option(s) ['colour']; allowed options are {allowed}")):
+        make_scenario(variant, colour="red")
+
+
+def test_misspecified_latent_dim_errors_name_latent_dim():
+    with pytest.raises(ValueError, match="latent_dim"):
+        make_scenario("misspecified", latent_dim=0)
+
+
+def test_scenario_is_abstract():
+    with pytest.raises(TypeError, match="abstract"):
+        Scenario()
+
+    class NoDraw(Scenario):
+        embedding_dim = 1
+
+        def sample_treatments(self, action, context, n, rng):
+            return np.zeros((n, 1))
+
+        def mean_embedding(self):
+            return np.zeros((1, 1, 1))
+
+    with pytest.raises(TypeError, match="draw"):
+        NoDraw()
+
+
+def test_outcome_models_satisfy_the_outcome_protocol():
+    for variant in VARIANT_KWARGS:
+        assert isinstance(make_scenario(**variant).outcome, OutcomeModel)
+    assert isinstance(make_scenario("cached-llm", outcome="mlp").outcome, OutcomeModel)
+    assert not isinstance(object(), OutcomeModel)

@@ -147,3 +147,63 @@ def test_bad_priors_are_rejected():
         NormalInverseWishart(1, 1, 3, nu0=1.0)
     with pytest.raises(ValueError, match="prior_count"):
         NormalGamma(1, 1, 0.0, 0.0, 1.0, 1.0)
+
+
+def updated_posteriors():
+    """One of each posterior, two rows, after a few updates."""
+    rng = np.random.default_rng(12)
+    ng = NormalGamma(2, 3, 0.0, 1.0, 1.0, 1.0)
+    lin = LinearGaussian(2, np.zeros(3), np.eye(3))
+    niw = NormalInverseWishart(2, 3, 2)
+    rows = np.arange(2)
+    for _ in range(4):
+        ng.update(rows, rng.integers(3, size=2), rng.standard_normal(2))
+        lin.update(rng.standard_normal((2, 3)), rng.standard_normal(2))
+        niw.update(rows, rng.integers(3, size=2), rng.standard_normal((2, 2)))
+    return {"NormalGamma": (ng, lambda: NormalGamma(2, 3, 0.0, 1.0, 1.0, 1.0)),
+            "LinearGaussian": (lin, lambda: LinearGaussian(2, np.zeros(3), np.eye(3))),
+            "NormalInverseWishart": (niw, lambda: NormalInverseWishart(2, 3, 2))}
+
+
+STATE_OF = {"NormalGamma": {"count": (2, 3), "mean": (2, 3), "ssq": (2, 3)},
+            "LinearGaussian": {"chol": (2, 3, 3), "b": (2, 3), "yy": (2,), "n": (2,)},
+            "NormalInverseWishart": {"mean": (2, 3, 2), "chol_psi": (2, 3, 2, 2), "kappa": (2, 3), "nu": (2, 3)}}
+
+
+@pytest.mark.parametrize("name", STATE_OF)
+def test_posterior_state_round_trip(name):
+    post, fresh = updated_posteriors()[name]
+    state = post.state()
+    assert {k: v.shape for k, v in state.items()} == STATE_OF[name]
+    other = fresh()
+    other.load_state(state)
+    assert all(np.array_equal(other.state()[k], v) for k, v in state.items())
+    rng_a, rng_b = np.random.default_rng(0), np.random.default_rng(0)
+    draw = {"NormalGamma": lambda p, r: p.sample(r), "LinearGaussian": lambda p, r: p.sample(r),
+            "NormalInverseWishart": lambda p, r: p.sample_mean(r)}[name]
+    assert np.array_equal(draw(post, rng_a), draw(other, rng_b))
+    # state() is a snapshot and load_state keeps a copy: neither shares memory with the live arrays
+    key = next(iter(state))
+    state[key][...] = 99.0
+    assert not np.any(post.state()[key] == 99.0) and not np.any(other.state()[key] == 99.0)
+
+
+@pytest.mark.parametrize("name", STATE_OF)
+def test_posterior_load_state_names_what_is_wrong(name):
+    post, _ = updated_posteriors()[name]
+    state = post.state()
+    key = next(iter(state))
+    with pytest.raises(ValueError, match=f"{name}: {key} has shape \\(5,\\)"):
+        post.load_state({**state, key: np.zeros(5)})
+    with pytest.raises(ValueError, match=f"{name}: state names differ: missing \\['{key}'\\]"):
+        post.load_state({k: v for k, v in state.items() if k != key})
+
+
+def test_normal_inverse_wishart_mode_covariance_factor():
+    niw = updated_posteriors()["NormalInverseWishart"][0]
+    rows, cells = np.array([[0], [1]]), np.array([[0, 2], [1, 1]])
+    factor = niw.mode_covariance_factor(rows, cells)
+    mode = niw.psi()[rows, cells] / (niw.nu[rows, cells] + niw.dim + 1)[..., None, None]  # Psi / (nu + d + 1)
+    assert factor.shape == (2, 2, 2, 2)
+    assert np.allclose(factor @ np.swapaxes(factor, -1, -2), mode)
+    assert np.allclose(np.triu(factor, 1), 0.0)

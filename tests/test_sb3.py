@@ -6,7 +6,8 @@ import pytest
 from agents import StandardTS, run_bandit
 from agents.experiments import Experiment, load_results, run_experiments
 from agents.sb3 import SB3_ALGORITHMS, StandardizeReward, run_sb3
-from tests.conftest import ENV_ID, VARIANT_KWARGS
+from gambit_gym import ENV_ID
+from tests.conftest import VARIANT_KWARGS
 
 pytest.importorskip("stable_baselines3")
 import gymnasium as gym  # noqa: E402
@@ -20,6 +21,7 @@ def test_sb3_check_env_passes_on_every_variant(kwargs):
     check_env(gym.make(ENV_ID, **kwargs).unwrapped, warn=True)
 
 
+@pytest.mark.slow  # 18 short training runs: ~20 s together
 @pytest.mark.parametrize("algorithm", SB3_ALGORITHMS)
 @pytest.mark.parametrize("kwargs", ALL_VARIANTS)
 def test_each_algorithm_learns_online_on_every_variant_with_regret_recorded(algorithm, kwargs):

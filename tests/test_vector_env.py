@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from gambit_gym import GeneratorMediatedEnv, GeneratorMediatedVectorEnv
-from tests.conftest import ENV_ID, VARIANT_KWARGS
+from gambit_gym import ENV_ID, GeneratorMediatedEnv, GeneratorMediatedVectorEnv
+from tests.conftest import VARIANT_KWARGS
 
 
 def run_vec(seed, n_envs=16, steps=20, **kwargs):

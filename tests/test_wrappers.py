@@ -4,8 +4,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
+from gambit_gym import ENV_ID
 from gambit_gym.wrappers import RecordRegret
-from tests.conftest import ENV_ID
 
 
 def test_records_every_step_by_episode_and_matches_info():
@@ -21,6 +21,7 @@ def test_records_every_step_by_episode_and_matches_info():
     assert np.allclose(reg[:, -1], np.asarray(seen).reshape(3, 10).sum(1))
 
 
+@pytest.mark.slow
 def test_records_under_stable_baselines3_learn():
     sb3 = pytest.importorskip("stable_baselines3")
     from stable_baselines3.common.env_util import make_vec_env

@@ -7,7 +7,9 @@
     write_report("results/")                      # plots + report.md
 
 The paper's grid ships as named experiments (``named_experiments()``), also
-runnable as ``gambit-gym experiment run all``.
+runnable as ``gambit-gym experiment run all``: ``paper/<name>.toml``, and beside
+the experiments the paper draws a finding from, ``paper/<name>.py`` with the
+checks of those findings (see :mod:`agents.experiments.findings`).
 """
 
 from agents.experiments.config import (
@@ -19,6 +21,7 @@ from agents.experiments.config import (
     load_experiment,
     named_experiments,
 )
+from agents.experiments.findings import Finding, FindingCheck, Undecidable, finding
 from agents.experiments.report import check_findings, load_results, write_report
 from agents.experiments.runner import BACKENDS, read_results, run_config, run_experiment, run_experiments
 
@@ -27,10 +30,14 @@ __all__ = [
     "PAPER_ORDER",
     "Config",
     "Experiment",
+    "ExperimentError",
+    "Finding",
+    "FindingCheck",
+    "Undecidable",
     "check_findings",
+    "finding",
     "load_results",
     "write_report",
-    "ExperimentError",
     "SweepParameter",
     "load_experiment",
     "named_experiments",

@@ -35,12 +35,15 @@ import importlib
 import itertools
 import json
 import re
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import tomllib
+from agents.sb3 import SB3_ALGORITHMS, SB3_PREFIX, parse_sb3_spec
+from gambit_gym import ENV_ID
+from gambit_gym.validation import check_int
 
 #: Built-in agent types: name -> "module:attribute".
 AGENT_TYPES = {
@@ -50,7 +53,6 @@ AGENT_TYPES = {
     "StandardTS": "agents.thompson:StandardTS",
     "LinearTS": "agents.thompson:LinearTS",
 }
-SB3_PREFIX = "sb3:"
 #: Columns of a results file, around one column per swept parameter (which may not reuse these names).
 FIXED_COLUMNS = ("experiment", "config")
 TAIL_COLUMNS = ("agent", "statistic", "round", "replication", "value")
@@ -76,6 +78,14 @@ class ExperimentError(ValueError):
 
 def _fail(source: str, key: str, message: str) -> ExperimentError:
     return ExperimentError(f"{source}: {key}: {message}")
+
+
+def _check_int(source: str | None, key: str, value: Any, minimum: int) -> int:
+    """``check_int``, its error an ``ExperimentError`` naming the file (when there is one) and the key."""
+    try:
+        return check_int(key, value, minimum=minimum)
+    except (TypeError, ValueError) as exc:
+        raise ExperimentError(str(exc) if source is None else f"{source}: {exc}") from exc
 
 
 @dataclass(frozen=True)
@@ -141,12 +151,7 @@ class Experiment:
         ints = {}
         for key, minimum in (("horizon", 1), ("replications", 1), ("seed", 0), ("block_size", 1)):
             value = data.get(key, 0 if key == "seed" else None)
-            if value is None:
-                ints[key] = None
-                continue
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise _fail(source, key, f"expected an integer >= {minimum}, got {value!r}")
-            ints[key] = value
+            ints[key] = None if value is None else _check_int(source, key, value, minimum)
         env = data["env"]
         if not isinstance(env, Mapping):
             raise _fail(source, "env", f"expected a table of environment options, got {env!r}")
@@ -192,11 +197,8 @@ class Experiment:
         """A copy with the run-size settings replaced (``None`` keeps the file's value)."""
         data = copy.deepcopy(self)
         for key, value, minimum in (("horizon", horizon, 1), ("replications", replications, 1), ("seed", seed, 0)):
-            if value is None:
-                continue
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise ExperimentError(f"{key}: expected an integer >= {minimum}, got {value!r}")
-            setattr(data, key, value)
+            if value is not None:
+                setattr(data, key, _check_int(None, key, value, minimum))
         return data
 
     # -- the grid --------------------------------------------------------------------------
@@ -227,16 +229,14 @@ class Experiment:
         fails now, naming the key, instead of inside a worker hours into a sweep."""
         import gymnasium as gym
 
-        import gambit_gym  # noqa: F401 - registers the environment
-
         for config in self.configs():
             where = f"{self.source}: config {config.config_id}"
             try:
-                env = gym.make("GeneratorMediated-v0", horizon=config.horizon, **config.env)
+                env = gym.make(ENV_ID, horizon=config.horizon, **config.env)
             except (TypeError, ValueError) as exc:
                 raise ExperimentError(f"{where}: env: {exc}") from exc
             for label, spec in config.agents.items():
-                if spec["type"].startswith(SB3_PREFIX):
+                if parse_sb3_spec(spec["type"]) is not None:  # SB3 models are built per replication by run_sb3
                     continue
                 cls = resolve_agent_type(spec["type"])
                 kwargs = {k: v for k, v in spec.items() if k != "type"}
@@ -266,10 +266,9 @@ def _check_agent_type(kind: Any, source: str, key: str) -> None:
         raise _fail(source, key, f"expected a string, got {kind!r}")
     if kind in AGENT_TYPES:
         return
-    if kind.startswith(SB3_PREFIX):
-        from agents.sb3 import SB3_ALGORITHMS
-
-        algo = kind[len(SB3_PREFIX):]
+    sb3 = parse_sb3_spec(kind)
+    if sb3 is not None:
+        algo = sb3[0]
         if algo not in SB3_ALGORITHMS:
             raise _fail(source, key, f"unknown Stable-Baselines3 algorithm {algo!r}; expected one of "
                                      f"{[SB3_PREFIX + a for a in SB3_ALGORITHMS]}")
@@ -282,7 +281,7 @@ def _check_agent_type(kind: Any, source: str, key: str) -> None:
 
 def resolve_agent_type(kind: str) -> Any:
     """The class for an agent ``type`` string (``"sb3:..."`` stays a string: ``run_bandit`` runs those)."""
-    if kind.startswith(SB3_PREFIX):
+    if parse_sb3_spec(kind) is not None:
         return kind
     target = AGENT_TYPES.get(kind, kind)
     module, _, attr = target.partition(":")
@@ -370,7 +369,7 @@ PAPER_ORDER = ("arms", "noise-linear", "noise-mlp", "dims", "misspecification-1d
 
 
 def named_experiments() -> dict[str, Experiment]:
-    """The paper's study grid (SPEC §3), in the paper's order."""
+    """The paper's study grid of the paper, in the paper's order."""
     return {name: Experiment.from_file(PAPER_DIR / f"{name}.toml") for name in PAPER_ORDER}
 
 

@@ -27,14 +27,11 @@ import csv
 import io
 import json
 import logging
-import math
 import os
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from agents.experiments.config import (
     FIXED_COLUMNS,
@@ -45,10 +42,14 @@ from agents.experiments.config import (
     definition_key,
     resolve_agent_type,
 )
+from agents.results import standard_error
 from agents.run import run_bandit
+from agents.sb3 import parse_sb3_spec
+from gambit_gym import ENV_ID
+from gambit_gym.progress import progress_bar
+from gambit_gym.validation import check_choice, check_int
 
 BACKENDS = ("serial", "process", "ray")
-ENV_ID = "GeneratorMediated-v0"
 
 
 @contextmanager
@@ -83,9 +84,8 @@ def run_config(config: Config) -> dict[str, Any]:
                          env_kwargs=config.env, block_size=config.block_size, progress=False)
     out = {}
     for label, reg in res.cumulative_regret.items():
-        n = reg.shape[0]
-        se = reg.std(axis=0, ddof=1) / math.sqrt(n) if n > 1 else np.full(reg.shape[1], np.nan)
-        out[label] = {"mean": reg.mean(axis=0), "se": se, "final": reg[:, -1].copy(), "seconds": res.seconds[label]}
+        out[label] = {"mean": reg.mean(axis=0), "se": standard_error(reg, axis=0), "final": reg[:, -1].copy(),
+                      "seconds": res.seconds[label]}
     return out
 
 
@@ -142,7 +142,7 @@ def _cost(config: Config) -> float:
     k = config.env.get("n_actions") or 5
     weight = 0.0
     for spec in config.agents.values():
-        weight += 40.0 if spec["type"] == "EnsembleGAMBITTS" else 8.0 if spec["type"].startswith("sb3:") else 1.0
+        weight += 40.0 if spec["type"] == "EnsembleGAMBITTS" else 8.0 if parse_sb3_spec(spec["type"]) else 1.0
     return config.horizon * config.replications * weight * (1 + k / 20)
 
 
@@ -175,10 +175,9 @@ def run_experiments(
         ...     print([f.name for f in files["tiny"]])
         ['n_actions=3.csv', 'n_actions=5.csv']
     """
-    if backend not in BACKENDS:
-        raise ValueError(f"backend: expected one of {list(BACKENDS)}, got {backend!r}")
-    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
-        raise ValueError(f"workers: expected an integer >= 1, got {workers!r}")
+    check_choice("backend", backend, BACKENDS)
+    if workers is not None:
+        check_int("workers", workers, minimum=1)
     if len({e.name for e in experiments}) != len(experiments):
         raise ValueError("experiments: two experiments share a name; their results would collide")
     out = Path(out)
@@ -263,7 +262,7 @@ def _run_processes(todo: Iterable[tuple[Config, Path]], workers: int | None, fin
 
 
 def _run_ray(todo: Iterable[tuple[Config, Path]], address: str | None, finish) -> None:
-    from gambit_gym._extras import require
+    from gambit_gym.extras import require
 
     ray = require("ray", "ray", "the Ray backend (--backend ray)")
     started = not ray.is_initialized()
@@ -293,12 +292,8 @@ def _run_ray(todo: Iterable[tuple[Config, Path]], address: str | None, finish) -
 
 
 def _bar(enabled: bool, total: int, skipped: int):
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-
     desc = f"configs ({skipped} already done)" if skipped else "configs"
-    return tqdm(total=total, desc=desc, unit="config", smoothing=0.0)
+    return progress_bar(enabled, total, desc, "config", smoothing=0.0)
 
 
 def read_results(path: str | Path) -> list[dict[str, Any]]:

@@ -22,11 +22,13 @@ from typing import Any
 
 import numpy as np
 
-from gambit_gym._validation import check_int
 from gambit_gym.cache.filters import REASONS, clean_message, trim_to_sentence
 from gambit_gym.cache.format import TreatmentCache
 from gambit_gym.cache.prompts import DIMENSION_NAMES, MHEALTH_PROMPTS, Prompt
 from gambit_gym.contexts import ContextSpace
+from gambit_gym.progress import progress_bar
+from gambit_gym.validation import check_int
+from gambit_gym.version import __version__
 
 log = logging.getLogger("gambit_gym.cache")
 JOURNAL_FORMAT = "gambit-gym-build-journal"
@@ -105,12 +107,8 @@ def generate_texts(
     total = len(cells) * per_cell
     if done:
         log.info("resuming %s: %d attempts journalled, %d accepted", journal, len(done), sum(accepted.values()))
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=total, initial=sum(min(accepted[c], per_cell) for c in cells), desc="messages",
-                   unit="msg", file=sys.stderr)
+    bar = progress_bar(progress, total, "messages", "msg",
+                       initial=sum(min(accepted[c], per_cell) for c in cells), file=sys.stderr)
     new_file = not journal.exists() or not done and journal.stat().st_size == 0
     with open(journal, "a", encoding="utf-8") as fh:
         if new_file:
@@ -183,7 +181,7 @@ def assemble_cache(
         "style_method": "projection of the unit-norm sentence embedding onto (mean of positive-pole exemplars "
                         "- mean of negative-pole exemplars), standardised over the cache",
     }
-    meta.setdefault("created", {})["utc"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    meta.setdefault("created", {})["utc"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     return TreatmentCache(
         texts=np.asarray(texts, dtype=str),
         prompt_index=np.asarray([r["p"] for r in records], dtype=np.int16),
@@ -224,7 +222,7 @@ def build_cache(
                                     max_attempts, progress)
     meta = {"generator": {"name": generator.name, "params": dict(generator.params)},
             "created": {"per_cell": per_cell, "seed": seed, "command": command,
-                        "package_version": _version()},
+                        "package_version": __version__},
             "build": stats}
     cache = assemble_cache(records, prompts, contexts, embedder or SentenceEmbedder(), meta)
     cache.save(out)
@@ -299,13 +297,8 @@ def import_texts(
     stats = {"attempts": len(rows), "accepted": len(records), "discarded": sum(reasons.values()),
              "discard_reasons": {k: reasons.get(k, 0) for k in REASONS}}
     meta = {"generator": {"name": f"imported:{Path(src).name}", "params": {}},
-            "created": {"command": command, "package_version": _version()}, "build": stats}
+            "created": {"command": command, "package_version": __version__}, "build": stats}
     cache = assemble_cache(records, prompts, contexts, embedder or SentenceEmbedder(), meta)
     cache.save(out)
     return cache
 
-
-def _version() -> str:
-    from gambit_gym import __version__
-
-    return __version__

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gambit_gym._extras import require
 from gambit_gym.cache.prompts import STYLE_DIMENSIONS
+from gambit_gym.extras import require
 
 
 def minilm_path() -> Path:

@@ -9,21 +9,37 @@ Arrays:
     style_axes        (S, E) float32 the semantic axis of each style dimension
     style_offset, style_scale (S,)  raw score = embedding . axis; standardised = (raw - offset) / scale
     meta              ()  str       JSON: format, version, prompts, contexts, generator, embedder,
-                                    style_dimensions, created, build statistics
+                                    style_dimensions, style_method, created, build statistics
 
-``load_cache`` validates everything and raises :class:`CacheError` naming the
-file and the problem: a truncated or foreign file, a wrong version, mismatched
-shapes, NaNs, or an empty (prompt, context) cell.
+``load_cache`` reads only what the file declares and within limits, validates
+everything and raises :class:`CacheError` naming the file and what was expected
+for every malformed file: a truncated or foreign file, a wrong version,
+mismatched shapes or dtypes, NaNs, malformed metadata, an empty (prompt,
+context) cell, or sizes past the limits below.
+
+Limits (a cache is data from anywhere, so its size is checked before it is read):
+    arrays            ``max_bytes`` decompressed bytes in all; by default the smaller of
+                      :data:`DEFAULT_MAX_BYTES` (2 GiB) and :data:`MAX_EXPANSION` times the file's
+                      size (at least :data:`MIN_EXPANSION_BYTES`), so a small file cannot inflate hugely
+    metadata          :data:`MAX_META_CHARS` characters of JSON nested at most :data:`MAX_META_DEPTH` deep
+    contexts          at most :data:`MAX_CONTEXT_FACTORS` factors, and no more contexts x prompts than
+                      texts (every cell holds a text), so the metadata cannot demand a huge context table
 """
 
 from __future__ import annotations
 
+import io
 import json
+import lzma
+import math
 import os
+import re
+import struct
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -34,9 +50,32 @@ VERSION = 1
 ARRAYS = ("texts", "prompt_index", "context_index", "embeddings", "style_scores", "style_axes",
           "style_offset", "style_scale")
 
+#: Default cap on the decompressed size of a cache's arrays (bytes).
+DEFAULT_MAX_BYTES = 2 * 2**30
+#: By default the arrays may also take at most this many times the file's size on disk ...
+MAX_EXPANSION = 100
+#: ... or this many bytes, whichever is larger (tiny caches compress well).
+MIN_EXPANSION_BYTES = 64 * 2**20
+#: Cap on the metadata's JSON text (characters) and on its nesting depth.
+MAX_META_CHARS = 16 * 2**20
+MAX_META_DEPTH = 32
+#: Cap on the number of context factors (NumPy's limit on array dimensions).
+MAX_CONTEXT_FACTORS = 32
+#: Cap on a .npy member's header (NumPy's own default for untrusted files).
+_MAX_NPY_HEADER = 10_000
+#: The dtype kinds each member may have: unicode text, integer indices, real floating-point values.
+_KINDS = {"meta": "U", "texts": "U", "prompt_index": "iu", "context_index": "iu", "embeddings": "f",
+          "style_scores": "f", "style_axes": "f", "style_offset": "f", "style_scale": "f"}
+_KIND_NAMES = {"U": "unicode strings", "iu": "integers", "f": "real floating-point numbers"}
+_NDIM = {"meta": 0, "texts": 1, "prompt_index": 1, "context_index": 1, "embeddings": 2, "style_scores": 2,
+         "style_axes": 2, "style_offset": 1, "style_scale": 1}
+# Everything zipfile and its decompressors raise for a damaged archive.
+_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, OSError, ValueError, NotImplementedError,
+               RuntimeError, struct.error, OverflowError)
+
 
 class CacheError(ValueError):
-    """A cache file is unreadable, foreign, of another version, or inconsistent."""
+    """A cache file is unreadable, foreign, of another version, inconsistent, or past the size limits."""
 
 
 @dataclass
@@ -88,33 +127,54 @@ class TreatmentCache:
         self.validate(str(path))
         tmp = path.with_name(path.name + ".tmp")
         meta = {**self.meta, "format": FORMAT, "version": VERSION}
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(
-                fh,
-                meta=np.array(json.dumps(meta)),
-                texts=np.asarray(self.texts, dtype=str),
-                **{k: getattr(self, k) for k in ARRAYS if k != "texts"},
-            )
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "wb") as fh:
+                np.savez_compressed(
+                    fh,
+                    meta=np.array(json.dumps(meta)),
+                    texts=np.asarray(self.texts, dtype=str),
+                    **{k: getattr(self, k) for k in ARRAYS if k != "texts"},
+                )
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # no half-written file left behind
+            raise
         self.path = str(path)
         return path
 
     def validate(self, where: str | None = None) -> None:
+        """Raise :class:`CacheError` naming ``where`` (default: the cache's path) unless every array has
+        the expected dtype and shape, every value is in range and the metadata is well-formed."""
         where = where or self.path
 
-        def fail(problem: str) -> None:
+        def fail(problem: str) -> NoReturn:
             raise CacheError(f"{where}: {problem}")
 
+        if not isinstance(self.meta, dict):
+            fail(f"meta is {type(self.meta).__name__}; expected a JSON object")
+        dims = _check_style_dimensions(self.meta, fail)
+        prompts = _check_prompts(self.meta, dims, fail)
+        for name in ARRAYS:
+            arr = getattr(self, name)
+            if not isinstance(arr, np.ndarray):
+                fail(f"{name} is {type(arr).__name__}; expected a NumPy array")
+            kinds = _KINDS[name]
+            if arr.dtype.kind not in kinds or arr.dtype.itemsize == 0:
+                fail(f"{name} has dtype {arr.dtype}; expected {_KIND_NAMES[kinds]}")
+            if arr.ndim != _NDIM[name]:
+                fail(f"{name} has shape {arr.shape}; expected {_NDIM[name]} dimension(s)")
         n = len(self.texts)
         if n == 0:
             fail("holds no texts")
+        if _has_invalid_characters(self.texts):
+            fail("texts hold values that are not Unicode characters (surrogates or code points past U+10FFFF)")
         for name in ("prompt_index", "context_index"):
             arr = getattr(self, name)
-            if arr.shape != (n,) or not np.issubdtype(arr.dtype, np.integer):
-                fail(f"{name} has shape {arr.shape} and dtype {arr.dtype}; expected ({n},) integers")
-        if self.embeddings.ndim != 2 or self.embeddings.shape[0] != n:
-            fail(f"embeddings has shape {self.embeddings.shape}; expected ({n}, E)")
-        n_dims = len(self.meta.get("style_dimensions", []))
+            if arr.shape != (n,):
+                fail(f"{name} has shape {arr.shape}; expected ({n},) integers")
+        if self.embeddings.shape[0] != n or self.embeddings.shape[1] == 0:
+            fail(f"embeddings has shape {self.embeddings.shape}; expected ({n}, E) with E >= 1")
+        n_dims = len(dims)
         if self.style_scores.shape != (n, n_dims):
             fail(f"style_scores has shape {self.style_scores.shape}; expected ({n}, {n_dims})")
         if self.style_axes.shape != (n_dims, self.embeddings.shape[1]):
@@ -125,53 +185,242 @@ class TreatmentCache:
         for name in ("embeddings", "style_scores", "style_axes", "style_offset", "style_scale"):
             if not np.all(np.isfinite(getattr(self, name))):
                 fail(f"{name} contains NaN or infinite values")
-        n_prompts = len(self.meta.get("prompts", []))
-        try:
-            contexts = ContextSpace.from_factors(self.meta["contexts"])
-        except (KeyError, TypeError, ValueError) as exc:
-            fail(f"meta['contexts'] is not a list of (factor, levels): {exc}")
-        if n_prompts == 0:
-            fail("meta['prompts'] is empty")
-        if self.prompt_index.min() < 0 or self.prompt_index.max() >= n_prompts:
-            fail(f"prompt_index outside [0, {n_prompts - 1}]")
-        if self.context_index.min() < 0 or self.context_index.max() >= contexts.n_contexts:
-            fail(f"context_index outside [0, {contexts.n_contexts - 1}]")
+        _check_descriptions(self.meta, self.embeddings.shape[1], fail)
+        n_contexts = _check_contexts(self.meta, n, len(prompts), fail)
+        if self.prompt_index.min() < 0 or self.prompt_index.max() >= len(prompts):
+            fail(f"prompt_index outside [0, {len(prompts) - 1}]")
+        if self.context_index.min() < 0 or self.context_index.max() >= n_contexts:
+            fail(f"context_index outside [0, {n_contexts - 1}]")
         counts = self.cell_counts()
         if (counts == 0).any():
             c, p = np.argwhere(counts == 0)[0]
-            fail(f"cell (prompt {self.prompts[p]['id']!r}, context {contexts.describe(int(c))}) is empty "
+            fail(f"cell (prompt {self.prompts[p]['id']!r}, context {self.contexts.describe(int(c))}) is empty "
                  f"({int((counts == 0).sum())} empty cells in all)")
 
 
-def load_cache(path: str | Path) -> TreatmentCache:
-    """Read and validate a cache file; never executes code from it."""
+# -- metadata checks (each names the field and what was expected) ----------------------------------------
+def _is_str_list(value: Any) -> bool:
+    """A list (or, in memory, a tuple) of distinct non-empty strings."""
+    return (isinstance(value, (list, tuple)) and all(isinstance(v, str) and v for v in value)
+            and len(set(value)) == len(value))
+
+
+def _check_style_dimensions(meta: dict[str, Any], fail) -> list[str]:
+    dims = meta.get("style_dimensions")
+    if not _is_str_list(dims) or not dims:
+        fail(f"meta['style_dimensions'] is {_show(dims)}; expected a non-empty list of distinct names")
+    return dims
+
+
+def _check_prompts(meta: dict[str, Any], dims: list[str], fail) -> list[dict[str, Any]]:
+    prompts = meta.get("prompts")
+    if not isinstance(prompts, list) or not prompts:
+        fail(f"meta['prompts'] is {_show(prompts)}; expected a non-empty list of prompt objects")
+    seen: set[str] = set()
+    for i, p in enumerate(prompts):
+        where = f"meta['prompts'][{i}]"
+        if not isinstance(p, dict):
+            fail(f"{where} is {_show(p)}; expected an object with id, dimension and pole")
+        pid = p.get("id")
+        if not isinstance(pid, str) or not pid:
+            fail(f"{where}['id'] is {_show(pid)}; expected a non-empty string")
+        if pid in seen:
+            fail(f"{where}['id'] {pid!r} is not unique; prompt ids must be distinct")
+        seen.add(pid)
+        if p.get("dimension") not in dims:
+            fail(f"{where}['dimension'] is {_show(p.get('dimension'))}; expected one of meta['style_dimensions']")
+        pole = p.get("pole")
+        if isinstance(pole, bool) or not isinstance(pole, (int, float)) or not math.isfinite(pole):
+            fail(f"{where}['pole'] is {_show(pole)}; expected a finite number (+1 or -1)")
+    return prompts
+
+
+def _check_descriptions(meta: dict[str, Any], embedding_dim: int, fail) -> None:
+    gen = meta.get("generator")
+    if not (isinstance(gen, dict) and isinstance(gen.get("name"), str) and isinstance(gen.get("params"), dict)):
+        fail(f"meta['generator'] is {_show(gen)}; expected an object with a string name and a params object")
+    emb = meta.get("embedder")
+    if not (isinstance(emb, dict) and isinstance(emb.get("name"), str)):
+        fail(f"meta['embedder'] is {_show(emb)}; expected an object with a string name and dim")
+    dim = emb.get("dim")
+    if isinstance(dim, bool) or not isinstance(dim, int) or dim != embedding_dim:
+        fail(f"meta['embedder']['dim'] is {_show(dim)}; expected {embedding_dim}, the embeddings' width")
+    if not isinstance(meta.get("style_method"), str):
+        fail(f"meta['style_method'] is {_show(meta.get('style_method'))}; expected a string")
+    for key in ("created", "build"):
+        if key in meta and not isinstance(meta[key], dict):
+            fail(f"meta[{key!r}] is {_show(meta[key])}; expected an object")
+
+
+def _check_contexts(meta: dict[str, Any], n_texts: int, n_prompts: int, fail) -> int:
+    """Check the factors before building the context table, whose size is their product."""
+    factors = meta.get("contexts")
+    expected = "a non-empty list of [factor name, [distinct level names]]"
+    if not isinstance(factors, (list, tuple)) or not 1 <= len(factors) <= MAX_CONTEXT_FACTORS:
+        fail(f"meta['contexts'] is {_show(factors)}; expected {expected}, at most {MAX_CONTEXT_FACTORS} factors")
+    for i, factor in enumerate(factors):
+        if not (isinstance(factor, (list, tuple)) and len(factor) == 2 and isinstance(factor[0], str)
+                and _is_str_list(factor[1]) and factor[1]):
+            fail(f"meta['contexts'][{i}] is {_show(factor)}; expected [factor name, [distinct level names]]")
+    if len({name for name, _ in factors}) != len(factors):
+        fail("meta['contexts'] repeats a factor name; expected distinct factors")
+    n_contexts = math.prod(len(levels) for _, levels in factors)
+    if n_contexts * n_prompts > n_texts:
+        fail(f"meta['contexts'] and meta['prompts'] define {n_contexts} x {n_prompts} cells but the cache holds "
+             f"{n_texts} texts; expected at least one text per cell")
+    return n_contexts
+
+
+def _show(value: Any) -> str:
+    """A short description of a metadata value for an error message."""
+    text = repr(value)
+    return f"{type(value).__name__} {text[:60]}{'...' if len(text) > 60 else ''}"
+
+
+# -- reading ---------------------------------------------------------------------------------------------
+def default_max_bytes(file_size: int) -> int:
+    """The default cap on a file's decompressed arrays: see the module docstring."""
+    return min(DEFAULT_MAX_BYTES, max(MIN_EXPANSION_BYTES, MAX_EXPANSION * file_size))
+
+
+def load_cache(path: str | Path, max_bytes: int | None = None) -> TreatmentCache:
+    """Read and validate a cache file; never executes code from it.
+
+    Args:
+        path: the ``.npz`` file.
+        max_bytes: the most bytes its arrays may take once decompressed (checked against the sizes the
+            archive declares before anything is read); default :func:`default_max_bytes` of the file's size.
+
+    Raises:
+        CacheError: naming the file and what was expected, for any missing, malformed or oversized file.
+    """
+    if max_bytes is not None and (isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1):
+        raise ValueError(f"max_bytes: expected a positive integer number of bytes or None, got {max_bytes!r}")
     path = Path(path)
-    if not path.exists():
+    if not path.is_file():
         raise CacheError(f"{path}: no such file")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            missing = [k for k in ("meta", *ARRAYS) if k not in data.files]
-            if missing:
-                raise CacheError(f"{path}: not a gambit-gym cache (missing {missing})")
-            arrays = {k: data[k] for k in ARRAYS}
-            meta_raw = data["meta"]
+        limit = max_bytes if max_bytes is not None else default_max_bytes(path.stat().st_size)
+        with zipfile.ZipFile(path) as zf:
+            raw = _read_members(zf, path, limit)
     except CacheError:
         raise
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+    except _ZIP_ERRORS as exc:
         raise CacheError(f"{path}: not a readable cache file (truncated, corrupt or not .npz): {exc}") from None
-    try:
-        meta = json.loads(str(meta_raw))
-    except (json.JSONDecodeError, TypeError) as exc:
-        raise CacheError(f"{path}: metadata is not valid JSON: {exc}") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        found = meta.get("format") if isinstance(meta, dict) else None
-        raise CacheError(f"{path}: not a gambit-gym cache (format {found!r})")
+    meta = _parse_meta(str(raw.pop("meta")[()]), path)
+    if meta.get("format") != FORMAT:
+        raise CacheError(f"{path}: not a gambit-gym cache (format {_show(meta.get('format'))})")
     if meta.get("version") != VERSION:
         raise CacheError(
             f"{path}: cache format version {meta.get('version')!r}; this gambit-gym reads version {VERSION}"
         )
-    if arrays["texts"].dtype.kind != "U":
-        raise CacheError(f"{path}: texts must be stored as unicode strings, got dtype {arrays['texts'].dtype}")
-    cache = TreatmentCache(meta=meta, path=str(path), **arrays)
+    cache = TreatmentCache(meta=meta, path=str(path), **raw)
     cache.validate()
     return cache
+
+
+def _read_members(zf: zipfile.ZipFile, path: Path, limit: int) -> dict[str, np.ndarray]:
+    """The cache's members, after checking the sizes the archive declares against ``limit``."""
+    names = set(zf.namelist())
+    missing = [k for k in ("meta", *ARRAYS) if f"{k}.npy" not in names]
+    if missing:
+        raise CacheError(f"{path}: not a gambit-gym cache (missing {missing})")
+    infos = {k: zf.getinfo(f"{k}.npy") for k in ("meta", *ARRAYS)}
+    declared = sum(info.file_size for info in infos.values())
+    if declared > limit:
+        raise CacheError(f"{path}: its arrays would take {declared:,} bytes decompressed, more than the limit of "
+                         f"{limit:,} (load_cache's max_bytes)")
+    if infos["meta"].file_size > 4 * MAX_META_CHARS + _MAX_NPY_HEADER:
+        raise CacheError(f"{path}: metadata of {infos['meta'].file_size:,} bytes; expected at most "
+                         f"{MAX_META_CHARS:,} characters")
+    return {k: _read_npy(zf, info, k, path) for k, info in infos.items()}
+
+
+def _read_npy(zf: zipfile.ZipFile, info: zipfile.ZipInfo, key: str, path: Path) -> np.ndarray:
+    """One ``.npy`` member: the header is checked against the declared size, then exactly that much is read."""
+
+    def fail(problem: str) -> NoReturn:
+        raise CacheError(f"{path}: member {info.filename}: {problem}")
+
+    with zf.open(info) as fh:
+        head = _read_exact(fh, 10, fail)
+        if head[:6] != b"\x93NUMPY" or head[6] not in (1, 2):
+            fail("not a .npy array of format version 1 or 2")
+        if head[6] == 2:
+            head += _read_exact(fh, 2, fail)
+        header_len = int.from_bytes(head[8:], "little")
+        if header_len > _MAX_NPY_HEADER:
+            fail(f"header of {header_len} bytes; expected at most {_MAX_NPY_HEADER}")
+        head += _read_exact(fh, header_len, fail)
+        try:
+            stream = io.BytesIO(head)
+            version = np.lib.format.read_magic(stream)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape, fortran_order, dtype = read_header(stream)
+        except (ValueError, TypeError, SyntaxError) as exc:
+            fail(f"unreadable .npy header ({exc})")
+        kinds = _KINDS[key]
+        if dtype.kind not in kinds or dtype.itemsize == 0 or dtype.hasobject:
+            fail(f"dtype {dtype}; expected {_KIND_NAMES[kinds]}")
+        if len(shape) != _NDIM[key]:
+            fail(f"shape {shape}; expected {_NDIM[key]} dimension(s)")
+        nbytes = math.prod(shape) * dtype.itemsize
+        if len(head) + nbytes != info.file_size:
+            fail(f"shape {shape} of {dtype} needs {nbytes:,} bytes but the member holds "
+                 f"{info.file_size - len(head):,}")
+        data = _read_exact(fh, nbytes, fail)
+        if fh.read(1):  # also makes zipfile check the CRC
+            fail("longer than declared")
+    array = np.frombuffer(data, dtype=dtype)
+    if dtype.kind == "U" and _has_invalid_characters(array):
+        fail("holds values that are not Unicode characters (surrogates or code points past U+10FFFF)")
+    return array.reshape(shape[::-1]).transpose() if fortran_order else array.reshape(shape)
+
+
+def _read_exact(fh: io.BufferedIOBase, n: int, fail) -> bytearray:
+    """Exactly ``n`` bytes into one preallocated buffer (``n`` was checked against the limit)."""
+    data = bytearray(n)
+    view, pos = memoryview(data), 0
+    while pos < n:
+        chunk = fh.read(min(n - pos, 1 << 24))
+        if not chunk:
+            fail(f"truncated: {pos:,} of {n:,} expected bytes")
+        view[pos : pos + len(chunk)] = chunk
+        pos += len(chunk)
+    return data
+
+
+def _has_invalid_characters(strings: np.ndarray) -> bool:
+    """Whether a unicode array holds code points Python cannot print (surrogates, past U+10FFFF)."""
+    codes = np.ascontiguousarray(strings).reshape(-1).view(np.dtype(np.uint32).newbyteorder(strings.dtype.byteorder))
+    for start in range(0, codes.size, 1 << 24):  # in blocks: little extra memory on a large array
+        block = codes[start : start + (1 << 24)]
+        if ((block > 0x10FFFF) | ((block >= 0xD800) & (block <= 0xDFFF))).any():
+            return True
+    return False
+
+
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+
+
+def _parse_meta(text: str, path: Path) -> dict[str, Any]:
+    if len(text) > MAX_META_CHARS:
+        raise CacheError(f"{path}: metadata of {len(text):,} characters; expected at most {MAX_META_CHARS:,}")
+    # Nesting depth before parsing: brackets outside JSON strings (the parser recurses per level).
+    brackets = np.frombuffer(_JSON_STRING.sub('""', text).encode("utf-8", "replace"), dtype=np.uint8)
+    steps = np.isin(brackets, (ord("["), ord("{"))).astype(np.int64) - np.isin(brackets, (ord("]"), ord("}")))
+    depth = int(np.cumsum(steps).max(initial=0))
+    if depth > MAX_META_DEPTH:
+        raise CacheError(f"{path}: metadata nested {depth} levels deep; expected at most {MAX_META_DEPTH}")
+    try:
+        meta = json.loads(text)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, or an integer too long to convert
+        raise CacheError(f"{path}: metadata is not valid JSON: {exc}") from None
+    if not isinstance(meta, dict):
+        raise CacheError(f"{path}: not a gambit-gym cache (metadata is {_show(meta)}, expected a JSON object)")
+    try:  # JSON "\ud800" escapes decode to lone surrogates, which cannot be printed or written as UTF-8
+        json.dumps(meta, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise CacheError(f"{path}: metadata holds lone surrogate characters; expected valid Unicode text") from None
+    return meta

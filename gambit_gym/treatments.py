@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from gambit_gym._validation import check_array
+from gambit_gym.validation import check_array
 
 
-class GaussianTreatments:
-    """Z* | a, x ~ N(m[x, a], Sigma): the synthetic generator.
+class GaussianTreatmentModel:
+    """Z* | a, x ~ N(m[x, a], Sigma): the synthetic treatment model.
 
     Args:
         means: array ``(n_contexts, n_actions, p)`` of treatment means.
@@ -20,7 +20,7 @@ class GaussianTreatments:
 
     Example:
         >>> import numpy as np
-        >>> g = GaussianTreatments(np.zeros((2, 3, 4)), np.eye(4))
+        >>> g = GaussianTreatmentModel(np.zeros((2, 3, 4)), np.eye(4))
         >>> g.sample(np.array([0, 2]), np.array([1, 1]), np.random.default_rng(0)).shape
         (2, 4)
     """
@@ -71,6 +71,6 @@ class GaussianTreatments:
         return noise
 
     def marginal_cov(self) -> np.ndarray:
-        """Covariance of Z* over uniform contexts and actions (generator + prompt spread)."""
+        """Covariance of Z* over uniform contexts and actions (treatment noise + prompt spread)."""
         m = self.means.reshape(-1, self.dim)
         return self.cov + np.cov(m, rowvar=False, bias=True).reshape(self.dim, self.dim)

@@ -1,23 +1,57 @@
-"""Shared machinery of the built-in agents: the batched core and its single-environment view.
+"""What an agent is, and the shared machinery of the built-in agents.
 
-A built-in agent keeps every piece of state with a leading replication axis
-of length R. Built on a vector environment with R sub-environments it acts on
-``(R, obs_dim)`` observations; built on a single environment it is the R = 1
-case, taking ``(obs_dim,)`` and returning a plain ``int``. Both go through the
-same ``_act`` / ``_update`` code.
+An agent needs no base class: :class:`Agent` is the protocol, anything with
+``from_env``, ``act``, ``update`` and ``reset``. :func:`agents.run_bandit`
+builds one per run with ``AgentClass.from_env(vector_env, seed=...)`` and then,
+each round, calls ``act(obs)`` with the batch of observations ``(R, obs_dim)``
+and expects actions ``(R,)``, then ``update(obs, actions, rewards, info)`` with
+the info dict of the vector environment (``info["treatment_embedding"]`` is
+``(R, d)``). See ``examples/custom_agent.py``.
+
+The built-in agents derive from :class:`BatchedAgent`, which keeps every piece
+of state with a leading replication axis of length R. Built on a vector
+environment with R sub-environments an agent acts on ``(R, obs_dim)``
+observations; built on a single environment it is the R = 1 case, taking
+``(obs_dim,)`` and returning a plain ``int``. Both go through the same
+``_act`` / ``_update`` code.
 """
 
 from __future__ import annotations
 
+import abc
 import json
 import numbers
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import gymnasium as gym
 import numpy as np
 
+from agents.state import State, check_state
 from gambit_gym.contexts import ContextSpace
+
+
+@runtime_checkable
+class Agent(Protocol):
+    """The four methods :func:`agents.run_bandit` uses."""
+
+    @classmethod
+    def from_env(cls, env: Any, seed: int | np.random.SeedSequence | None = None, **kwargs: Any) -> Agent:
+        """Build for ``env`` (a single or a vector environment)."""
+        ...
+
+    def act(self, obs: np.ndarray) -> Any:
+        """Choose actions for the current observations."""
+        ...
+
+    def update(self, obs: np.ndarray, action: Any, reward: Any, info: dict[str, Any]) -> None:
+        """Learn from one round: the observation the action was chosen on, the action, its reward and info."""
+        ...
+
+    def reset(self) -> None:
+        """Forget everything learned (back to the prior)."""
+        ...
 
 
 class IncompatibleEnvError(ValueError):
@@ -47,11 +81,20 @@ def describe_env(env: Any) -> dict[str, Any]:
     }
 
 
-class BatchedAgent:
-    """Base of the built-in agents. Subclasses implement ``_init_state``, ``_act`` and ``_update``.
+class BatchedAgent(abc.ABC):
+    """Base of the built-in agents: input checks, the single-env view, save and restore.
 
-    ``_act(ctx (R,), x (R, F))`` returns actions ``(R,)``; ``_update(ctx, x, a, y, z)``
-    learns from one round (``z`` is ``None`` unless ``uses_embedding``).
+    A subclass implements five hooks, all on the batched arrays (R rows):
+
+    * ``_init_state()``: set the prior state (called on construction and by ``reset``).
+    * ``_act(ctx (R,), x (R, F))``: return actions ``(R,)``.
+    * ``_update(ctx, x, a, y, z)``: learn from one round (``z`` is ``None`` unless ``uses_embedding``).
+    * ``_state()``: the learned state, every array and scalar by name (copies; scalars as Python
+      ``int`` / ``float``); compose posteriors with :func:`agents.state.prefixed`.
+    * ``_load_state(state)``: put back a state with exactly the names, shapes and kinds of ``_state()``
+      (already checked and copied by :meth:`load_state_dict`).
+
+    The random stream is saved and restored by the base class.
     """
 
     uses_embedding = False
@@ -90,7 +133,7 @@ class BatchedAgent:
         self._init_state()
 
     @classmethod
-    def from_env(cls, env: Any, seed: int | np.random.SeedSequence | None = None, **kwargs: Any):
+    def from_env(cls, env: Any, seed: int | np.random.SeedSequence | None = None, **kwargs: Any) -> BatchedAgent:
         """Build for ``env``: a single environment or a vector one (then batched over its sub-envs)."""
         spec = describe_env(env)
         if cls.wants_simulator:
@@ -106,14 +149,34 @@ class BatchedAgent:
         )
 
     # -- subclass hooks ------------------------------------------------------------------
+    @abc.abstractmethod
     def _init_state(self) -> None:
-        raise NotImplementedError
+        """Set every piece of learned state to the prior."""
 
+    @abc.abstractmethod
     def _act(self, ctx: np.ndarray, x: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        """Actions ``(R,)`` for context indices ``ctx (R,)`` and observations ``x (R, F)``."""
 
-    def _update(self, ctx, x, a, y, z) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _update(self, ctx: np.ndarray, x: np.ndarray, a: np.ndarray, y: np.ndarray, z: np.ndarray | None) -> None:
+        """Learn from one round: actions ``a (R,)``, rewards ``y (R,)``, embeddings ``z (R, d)`` or ``None``."""
+
+    @abc.abstractmethod
+    def _state(self) -> State:
+        """Every learned array and scalar by name, copied."""
+
+    @abc.abstractmethod
+    def _load_state(self, state: State) -> None:
+        """Put back a checked copy of a state with the names, shapes and kinds of :meth:`_state`."""
+
+    # -- (context, action) cells ---------------------------------------------------------
+    def _cell(self, ctx: np.ndarray, action: np.ndarray) -> np.ndarray:
+        """Flat index of the (context, action) cell in a table of ``n_contexts * n_actions`` cells."""
+        return ctx * self.n_actions + action
+
+    def _action_cells(self, ctx: np.ndarray) -> np.ndarray:
+        """The cells of every action in each row's context: ``ctx (R,) -> (R, K)``."""
+        return self._cell(ctx[:, None], np.arange(self.n_actions))
 
     # -- the protocol --------------------------------------------------------------------
     def act(self, obs: np.ndarray) -> int | np.ndarray:
@@ -181,42 +244,34 @@ class BatchedAgent:
         return z.reshape(self.n_rows, self.embedding_dim)
 
     # -- save and restore ----------------------------------------------------------------
-    def _state_objects(self) -> dict[str, Any]:
-        """Name -> object whose numpy-array attributes are the learned state."""
-        return {"agent": self}
-
     def state_dict(self) -> dict[str, Any]:
-        """Every learned array plus the random stream's state (JSON-able), copied."""
-        arrays = {}
-        for prefix, obj in self._state_objects().items():
-            for key, value in vars(obj).items():
-                if isinstance(value, np.ndarray) and not key.startswith("_") and value.flags.writeable:
-                    arrays[f"{prefix}.{key}"] = value.copy()
-        return {"class": type(self).__name__, "arrays": arrays, "rng": self.rng.bit_generator.state}
+        """``{"class", "state", "rng"}``: the class name, every learned array and scalar by name
+        (copies; see :meth:`_state`) and the random stream's state (JSON-able)."""
+        return {"class": type(self).__name__, "state": self._state(), "rng": self.rng.bit_generator.state}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state.get("class") != type(self).__name__:
-            raise ValueError(f"state: saved by {state.get('class')!r}, cannot load into {type(self).__name__}")
-        objects = self._state_objects()
-        current = BatchedAgent.state_dict(self)["arrays"]  # numpy state only: subclasses load their own extras
-        if set(state["arrays"]) != set(current):
-            raise ValueError(f"state: array names differ: {sorted(set(state['arrays']) ^ set(current))}")
-        for name, value in state["arrays"].items():
-            if value.shape != current[name].shape:
-                raise ValueError(f"state: {name} has shape {value.shape}, expected {current[name].shape}")
-            prefix, key = name.split(".", 1)
-            setattr(objects[prefix], key, np.array(value, copy=True))
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned, into an agent built the same way."""
+        if not isinstance(state, Mapping) or not {"class", "state", "rng"} <= set(state):
+            raise ValueError("state: expected a mapping with keys 'class', 'state' and 'rng' (see state_dict)")
+        if state["class"] != type(self).__name__:
+            raise ValueError(f"state: saved by {state['class']!r}, cannot load into {type(self).__name__}")
+        values = check_state("state", self._state(), state["state"])
+        self._load_state(values)
         self.rng.bit_generator.state = state["rng"]
 
     def save(self, path: str | Path) -> None:
-        """Write the state to an ``.npz`` file (plain arrays and JSON; no pickle)."""
+        """Write the state to an ``.npz`` file: one array per state array, the scalars, class name and
+        random stream in a JSON header (no pickle)."""
         state = self.state_dict()
-        meta = json.dumps({"class": state["class"], "rng": state["rng"]})
-        np.savez(path, __meta__=np.array(meta), **state["arrays"])
+        arrays = {name: v for name, v in state["state"].items() if isinstance(v, np.ndarray)}
+        scalars = {name: v for name, v in state["state"].items() if not isinstance(v, np.ndarray)}
+        meta = json.dumps({"class": state["class"], "rng": state["rng"], "scalars": scalars})
+        np.savez(path, __meta__=np.array(meta), **arrays)
 
     def load(self, path: str | Path) -> None:
         """Restore the state written by :meth:`save` into an agent built the same way."""
         with np.load(path, allow_pickle=False) as data:
             meta = json.loads(str(data["__meta__"]))
             arrays = {k: data[k] for k in data.files if k != "__meta__"}
-        self.load_state_dict({"class": meta["class"], "arrays": arrays, "rng": meta["rng"]})
+        scalars = meta.get("scalars", {})
+        self.load_state_dict({"class": meta["class"], "state": {**arrays, **scalars}, "rng": meta["rng"]})

@@ -1,9 +1,13 @@
 """The cached-LLM scenario: replay real generated messages from a treatment cache.
 
 Each step draws a message uniformly from the (prompt, context) cell of the
-cache; the reward is an outcome model of SPEC §3 on the message's standardised
+cache; the reward is an outcome model of the paper on the message's standardised
 style scores; the agent sees a configurable working embedding of the message.
-Expected rewards are exact cell averages.
+Expected rewards are exact cell averages. The options, with defaults, are
+:data:`CACHED_LLM_OPTIONS`.
+
+This module needs only numpy and the cache file format, so ``import gambit_gym``
+stays light.
 """
 
 from __future__ import annotations
@@ -16,14 +20,15 @@ from typing import Any
 
 import numpy as np
 
-from gambit_gym._validation import check_choice, check_float, check_int, check_no_unknown
+from gambit_gym import streams
 from gambit_gym.cache.format import TreatmentCache, load_cache
-from gambit_gym.outcomes import LinearOutcome, MLPOutcome
-from gambit_gym.scenarios import Scenario, noise_levels, resolve_noise_sd
+from gambit_gym.outcomes import LinearOutcome, MLPOutcome, OutcomeModel
+from gambit_gym.scenarios.base import NOISE_LEVEL, REWARD_NOISE_SD, Option, Scenario, resolve_options
+from gambit_gym.validation import check_choice, check_int
 
 BUNDLED_CACHE = "mhealth_smollm2.npz"
 
-#: SPEC §3 outcome models fitted on the paper's cohort (outcome: sqrt daily steps):
+#: The paper's outcome models fitted on the paper's cohort (outcome: sqrt daily steps):
 #: dimensions, coefficients, intercept, field noise sd.
 OUTCOMES: dict[str, dict[str, Any]] = {
     "linear-3d": {"dims": ("optimism", "formality", "severity"), "coef": (0.35232, -0.49944, -0.15796),
@@ -58,7 +63,7 @@ def cached_load(path: str | Path) -> TreatmentCache:
 
 
 def spread_prompts(prompt_means: np.ndarray, k: int) -> list[int]:
-    """K prompts whose expected rewards spread evenly over their range (SPEC §3 arm subsets)."""
+    """K prompts whose expected rewards spread evenly over their range (the paper's arm subsets)."""
     order = np.argsort(prompt_means, kind="stable")
     if k >= len(order):
         return list(range(len(order)))
@@ -71,7 +76,12 @@ def spread_prompts(prompt_means: np.ndarray, k: int) -> list[int]:
 
 
 class CachedLLMScenario(Scenario):
-    """A scenario replaying a :class:`~gambit_gym.cache.TreatmentCache` (see :func:`cached_llm`)."""
+    """A scenario replaying a :class:`~gambit_gym.cache.TreatmentCache` (see :func:`cached_llm`).
+
+    ``options`` holds every option of :data:`CACHED_LLM_OPTIONS`, with ``outcome``
+    and ``problem_seed`` already checked and ``working_embedding`` resolved, as
+    :func:`cached_llm` passes them.
+    """
 
     def __init__(self, cache: TreatmentCache, options: dict[str, Any]) -> None:
         self.variant = "cached-llm"
@@ -79,18 +89,18 @@ class CachedLLMScenario(Scenario):
         self.options = options
         self.contexts = cache.contexts
         dims = cache.style_dimensions
-        outcome_name = check_choice("outcome", options["outcome"], OUTCOMES)
+        outcome_name = options["outcome"]
         spec = OUTCOMES[outcome_name]
         latent_cols = [dims.index(d) for d in spec["dims"]]
         latent = cache.style_scores[:, latent_cols].astype(np.float64)
         self.outcome = self._outcome(outcome_name, spec, latent, options["problem_seed"])
         f_all = self.outcome.mean(latent, cache.context_index.astype(np.int64))
 
-        # Cell bookkeeping over all prompts: messages sorted by (context, prompt).
+        # Cell bookkeeping over all prompts: messages sorted by cell, i.e. by (context, prompt).
         C, P = self.contexts.n_contexts, len(cache.prompts)
         cell = cache.context_index.astype(np.int64) * P + cache.prompt_index
         order = np.argsort(cell, kind="stable")
-        counts = np.bincount(cell, minlength=C * P).reshape(C, P)
+        counts = cache.cell_counts()
         starts = np.concatenate([[0], np.cumsum(counts.ravel())[:-1]]).reshape(C, P)
         cell_mean = (np.bincount(cell, weights=f_all, minlength=C * P) / counts.ravel()).reshape(C, P)
 
@@ -104,15 +114,12 @@ class CachedLLMScenario(Scenario):
         self.prompt_ids = [cache.prompts[p]["id"] for p in self.prompt_subset]
         self._set_oracle(cell_mean[:, self.prompt_subset])
 
-        total_var = latent.var(axis=0).sum()
-        self.treatment_scale = float(np.sqrt(total_var))
-        field = check_float("field_noise_sd", options["field_noise_sd"] or spec["field_noise_sd"], minimum=0.0)
-        self.noise_sd = resolve_noise_sd(options["noise_level"], options["reward_noise_sd"], self.treatment_scale,
-                                         field)
-        self.noise_levels = noise_levels(self.treatment_scale, field)
+        field_noise_sd = options["field_noise_sd"] or spec["field_noise_sd"]
+        self._set_noise(float(np.sqrt(latent.var(axis=0).sum())), field_noise_sd, options["noise_level"],
+                        options["reward_noise_sd"])
 
     # -- construction helpers ------------------------------------------------------------
-    def _outcome(self, name: str, spec: dict[str, Any], latent: np.ndarray, problem_seed: int):
+    def _outcome(self, name: str, spec: dict[str, Any], latent: np.ndarray, problem_seed: int) -> OutcomeModel:
         contexts = self.contexts
         effect = np.zeros(contexts.n_contexts)
         if name == "linear-3d-context":
@@ -126,7 +133,7 @@ class CachedLLMScenario(Scenario):
             return LinearOutcome(spec["intercept"], np.asarray(spec["coef"]), effect)
         # The paper's MLP weights are not published: a fixed seeded one (64 ReLU units) whose
         # per-message spread matches the 3-D linear model's, so noise levels mean the same.
-        rng = np.random.default_rng(np.random.SeedSequence(problem_seed, spawn_key=(7,)))
+        rng = streams.stream(problem_seed, streams.CACHED_MLP)
         mlp = MLPOutcome.random(latent.shape[1], 64, rng, 0.0, effect)
         raw = mlp.mean(latent, np.zeros(len(latent), dtype=np.int64))
         lin = latent @ np.asarray(OUTCOMES["linear-3d"]["coef"])[[0, 2, 1]]
@@ -183,7 +190,10 @@ class CachedLLMScenario(Scenario):
     def embedding_dim(self) -> int:
         return self._working.shape[1]
 
-    def draw(self, actions: np.ndarray, contexts: np.ndarray, rng: np.random.Generator):
+    def draw(
+        self, actions: np.ndarray, contexts: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One round for each row: ``(message text (n,), working embedding (n, d), reward (n,))``."""
         count = self._counts[contexts, actions]
         idx = self._starts[contexts, actions] + (rng.random(len(actions)) * count).astype(np.int64)
         reward = self._f[idx] + self.noise_sd * rng.standard_normal(len(actions))
@@ -197,52 +207,54 @@ class CachedLLMScenario(Scenario):
     def cell_embeddings(self, action: int, context: int) -> np.ndarray:
         """Every working embedding in the (action, context) cell (the whole bank)."""
         action, context, _ = self._check_cell(action, context, 1)
-        start, count = self._starts[context, action], self._counts[context, action]
-        return self._working[start : start + count].copy()
+        return self._working[self._cell(action, context)].copy()
 
     def mean_embedding(self) -> np.ndarray:
         C, K = self._counts.shape
         out = np.empty((C, K, self.embedding_dim))
         for c in range(C):
             for a in range(K):
-                out[c, a] = self._working[self._starts[c, a] : self._starts[c, a] + self._counts[c, a]].mean(0)
+                out[c, a] = self._working[self._cell(a, c)].mean(0)
         return out
+
+    def _cell(self, action: int, context: int) -> slice:
+        """Where the (action, context) cell's messages lie in the cell-sorted arrays."""
+        start = self._starts[context, action]
+        return slice(start, start + self._counts[context, action])
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "cache": self.cache.path, "prompts": self.prompt_ids,
                 "generator": self.cache.meta["generator"]["name"]}
 
 
-_DEFAULTS: dict[str, Any] = dict(
-    cache_path=None,
-    outcome="linear-3d",
-    n_actions=5,
-    prompts=None,
-    working_embedding=None,
-    noise_level=None,
-    reward_noise_sd=None,
-    field_noise_sd=None,
-    problem_seed=0,
+#: Options of the cached-LLM variant, in the order ``describe()`` lists them.
+CACHED_LLM_OPTIONS: tuple[Option, ...] = (
+    Option("cache_path", "str | Path | None", None,
+           "the treatment cache (.npz); None = the bundled SmolLM2-135M-Instruct cache (40 prompts x 12 contexts)"),
+    Option("outcome", "str", "linear-3d",
+           '"linear-3d", "linear-1d", "linear-3d-context" or "mlp": an outcome model of the paper on the '
+           "message's style scores"),
+    Option("n_actions", "int | None", 5,
+           "K: that many of the cache's prompts, their expected rewards spread evenly over their range; None = all"),
+    Option("prompts", "list[str] | None", None, "the prompts to use as actions, by id (instead of n_actions)"),
+    Option("working_embedding", "str | list[str] | None", None,
+           'what the agent sees: style dimension names, "pca:k" (the first k principal components of the '
+           'sentence embedding) or "full" (all of it); None = the outcome\'s style dimensions'),
+    NOISE_LEVEL,
+    REWARD_NOISE_SD,
+    Option("field_noise_sd", "float | None", None, "the sd of noise level 4; None = the outcome's field noise sd"),
+    Option("problem_seed", "int", 0, 'seed of the "mlp" outcome\'s weights'),
 )
 
 
 def cached_llm(**options: Any) -> CachedLLMScenario:
     """Cached-LLM scenario: real messages from a treatment cache (default: the bundled SmolLM2 cache).
 
-    Options (defaults): ``cache_path`` (the bundled cache), ``outcome``
-    ("linear-3d", "linear-1d", "linear-3d-context" or "mlp"), ``n_actions``
-    (5; a subset of the cache's prompts whose expected rewards spread evenly
-    over their range; ``None`` = all), or ``prompts`` (explicit prompt ids),
-    ``working_embedding`` (the outcome's style dimensions; or any list of style
-    dimension names, ``"pca:k"`` for the first k principal components of the
-    full sentence embedding, or ``"full"``), ``noise_level`` (0..4, default 0)
-    or ``reward_noise_sd``, ``field_noise_sd`` (the outcome's), ``problem_seed``
-    (fixes the MLP outcome's weights).
+    Options: :data:`CACHED_LLM_OPTIONS` (the Arguments table of
+    :class:`~gambit_gym.env.GeneratorMediatedEnv` lists them).
     """
-    check_no_unknown("cached-llm variant", options, _DEFAULTS)
-    opts = {**_DEFAULTS, **options}
-    if opts["outcome"] not in OUTCOMES:
-        check_choice("outcome", opts["outcome"], OUTCOMES)
+    opts = resolve_options("cached-llm", CACHED_LLM_OPTIONS, options)
+    check_choice("outcome", opts["outcome"], OUTCOMES)
     if opts["working_embedding"] is None:
         opts["working_embedding"] = list(OUTCOMES[opts["outcome"]]["dims"])
     opts["problem_seed"] = check_int("problem_seed", opts["problem_seed"], 0)

@@ -1,4 +1,4 @@
-"""Optional dependencies: imported where used, with an install hint when missing."""
+"""Optional dependencies: imported where used, with an install hint naming the extra when missing."""
 
 from __future__ import annotations
 

@@ -1,0 +1,49 @@
+"""``gambit-gym``: command line for the common jobs.
+
+    gambit-gym describe [--variant V] [--option key=value ...]   the instance and its oracle table
+    gambit-gym cache build --generator smollm2 --per-cell 10 --out my_cache.npz
+    gambit-gym cache build --generator openai --base-url URL --model NAME --per-cell 50 --out my_cache.npz
+    gambit-gym cache build --from-texts messages.csv --out my_cache.npz
+    gambit-gym cache info my_cache.npz
+    gambit-gym experiment list
+    gambit-gym experiment run arms --replications 250       (a named experiment, "all", or a .toml file)
+    gambit-gym experiment run my_sweep.toml --backend ray --address auto
+    gambit-gym experiment report results/
+
+The console script: the environment's commands (``describe``, ``cache``) come
+from :mod:`gambit_gym.cli`, which knows nothing of the agents; the experiment
+commands from :mod:`agents.experiments.cli`. ``python -m agents.cli`` runs the same.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+import numpy as np
+
+from agents.experiments import cli as experiment_cli
+from gambit_gym import cli as env_cli
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``gambit-gym`` parser: ``describe``, ``cache`` and ``experiment``."""
+    parser = argparse.ArgumentParser(prog="gambit-gym", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    env_cli.add_commands(sub)
+    experiment_cli.add_commands(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command (``argv`` defaults to ``sys.argv[1:]``); returns its exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    args.argv = argv  # recorded in a built cache's metadata
+    np.set_printoptions(precision=3, suppress=True)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

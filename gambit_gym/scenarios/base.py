@@ -1,0 +1,152 @@
+"""The scenario contract, the paper's noise levels, and declarative variant options."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from gambit_gym.contexts import ContextSpace
+from gambit_gym.validation import check_float, check_int, check_no_unknown
+
+N_NOISE_LEVELS = 5
+
+
+def noise_levels(treatment_scale: float, field_noise_sd: float) -> np.ndarray:
+    """The paper's 5 outcome-noise sds: evenly spaced from the treatment scale to the field sd."""
+    return np.linspace(treatment_scale, field_noise_sd, N_NOISE_LEVELS)
+
+
+def resolve_noise_sd(noise_level: int | None, reward_noise_sd: float | None, levels: np.ndarray) -> float:
+    """sigma_Y: ``reward_noise_sd`` if given, else ``levels[noise_level]`` (level 0 by default)."""
+    if reward_noise_sd is not None:
+        if noise_level is not None:
+            raise ValueError("noise_level and reward_noise_sd: give one of them, not both")
+        return check_float("reward_noise_sd", reward_noise_sd, minimum=0.0)
+    level = 0 if noise_level is None else check_int("noise_level", noise_level, 0, N_NOISE_LEVELS - 1)
+    return float(levels[level])
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option of a variant: the single source of its default and of its documentation.
+
+    ``type`` and ``doc`` are what the environment's Arguments table shows.
+    """
+
+    name: str
+    type: str
+    default: Any
+    doc: str
+
+
+def resolve_options(variant: str, table: Sequence[Option], given: Mapping[str, Any]) -> dict[str, Any]:
+    """The table's defaults overridden by ``given``; an option not in the table is an error naming it."""
+    check_no_unknown(f"{variant} variant", given, [o.name for o in table])
+    return {**{o.name: o.default for o in table}, **given}
+
+
+NOISE_LEVEL = Option("noise_level", "int | None", None,
+                     "outcome noise level 0..4 (None = 0): its sd is evenly spaced from the treatment scale "
+                     "(level 0) to field_noise_sd (level 4), as in the paper; give this or reward_noise_sd")
+REWARD_NOISE_SD = Option("reward_noise_sd", "float | None", None, "outcome noise sd sigma_Y >= 0, set directly")
+
+
+class Scenario(abc.ABC):
+    """A composed generator-mediated bandit problem, batched over rounds (the core both envs step).
+
+    A subclass sets the oracle with :meth:`_set_oracle` and the noise with
+    :meth:`_set_noise`, and implements the abstract hooks: ``embedding_dim``,
+    ``draw``, ``sample_treatments`` and ``mean_embedding``.
+
+    Attributes:
+        contexts: the :class:`ContextSpace`.
+        n_actions, embedding_dim: K and d.
+        expected_reward: ``(n_contexts, n_actions)`` exact mu(a, x).
+        optimal_action, optimal_value: ``(n_contexts,)`` argmax and max of mu.
+        noise_sd: outcome noise sd sigma_Y; ``noise_levels`` the paper's 5 levels.
+        treatment_scale: sqrt of the total variance of Z*.
+    """
+
+    variant: str
+    contexts: ContextSpace
+    options: dict[str, Any]
+    noise_sd: float
+    treatment_scale: float
+    noise_levels: np.ndarray
+
+    def _set_oracle(self, expected_reward: np.ndarray) -> None:
+        self.expected_reward = np.asarray(expected_reward, dtype=np.float64)
+        self.optimal_action = self.expected_reward.argmax(axis=1)
+        self.optimal_value = self.expected_reward.max(axis=1)
+        for arr in (self.expected_reward, self.optimal_action, self.optimal_value):
+            arr.setflags(write=False)
+
+    def _set_noise(
+        self, treatment_scale: float, field_noise_sd: Any, noise_level: Any, reward_noise_sd: Any
+    ) -> None:
+        """Set ``treatment_scale``, the 5 ``noise_levels`` up to ``field_noise_sd``, and ``noise_sd``."""
+        field = check_float("field_noise_sd", field_noise_sd, minimum=0.0)
+        self.treatment_scale = treatment_scale
+        self.noise_levels = noise_levels(treatment_scale, field)
+        self.noise_sd = resolve_noise_sd(noise_level, reward_noise_sd, self.noise_levels)
+
+    @property
+    def n_actions(self) -> int:
+        return self.expected_reward.shape[1]
+
+    @property
+    @abc.abstractmethod
+    def embedding_dim(self) -> int:
+        """d, the length of the working embedding."""
+
+    @abc.abstractmethod
+    def draw(
+        self, actions: np.ndarray, contexts: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One round for each row: ``(treatment (n, ...), working embedding (n, d), reward (n,))``."""
+
+    @abc.abstractmethod
+    def sample_treatments(self, action: int, context: int, n: int, rng: np.random.Generator) -> np.ndarray:
+        """Simulation access: ``n`` working embeddings drawn for (action, context), ``(n, d)``."""
+
+    @abc.abstractmethod
+    def mean_embedding(self) -> np.ndarray:
+        """E[Z | a, x] for every cell, ``(n_contexts, n_actions, d)``."""
+
+    def _check_cell(self, action: int, context: int, n: int) -> tuple[int, int, int]:
+        return (check_int("action", action, 0, self.n_actions - 1),
+                check_int("context", context, 0, self.contexts.n_contexts - 1),
+                check_int("n", n, 1))
+
+    @property
+    def embedding_r2(self) -> float:
+        """R^2 of mu(a, x) regressed on [E[Z | a, x], context one-hot] over all cells.
+
+        1.0 means a linear reward model on the working embedding can represent
+        every cell's expected reward (the paper's embedding sanity check).
+        """
+        C, K = self.expected_reward.shape
+        z = self.mean_embedding().reshape(C * K, -1)
+        ctx = np.repeat(self.contexts.features.astype(np.float64), K, axis=0)
+        X = np.hstack([z, ctx])
+        y = self.expected_reward.reshape(-1)
+        beta, *_ = np.linalg.lstsq(X, y, rcond=None)
+        resid = y - X @ beta
+        total = np.sum((y - y.mean()) ** 2)
+        return float(1.0 - resid @ resid / total) if total > 0 else 1.0
+
+    def describe(self) -> dict[str, Any]:
+        """The instance in one flat dict: sizes, noise, and every scalar option."""
+        return {
+            "variant": self.variant,
+            "n_actions": self.n_actions,
+            "embedding_dim": self.embedding_dim,
+            "n_contexts": self.contexts.n_contexts,
+            "noise_sd": self.noise_sd,
+            "treatment_scale": self.treatment_scale,
+            **{k: v for k, v in self.options.items() if np.ndim(v) == 0},
+        }
