@@ -26,11 +26,31 @@ import numpy as np
 from agents.experiments import cli as experiment_cli
 from gambit_gym import cli as env_cli
 
+DESCRIPTION = """\
+gambit-gym: generator-mediated bandits as Gymnasium environments, with the
+GAMBITTS agents (context -> prompt -> generated treatment -> embedding -> reward).
+
+Describe an environment instance, build and inspect caches of real LLM
+messages, run experiments (the paper's study grid or your own sweeps) and
+report on them. Each command has its own --help, with examples."""
+
+EXAMPLES = """\
+examples:
+  gambit-gym describe --variant cached-llm -o n_actions=10
+  gambit-gym cache build --generator smollm2 --per-cell 10 --out my_cache.npz
+  gambit-gym cache info my_cache.npz --samples 5
+  gambit-gym experiment list
+  gambit-gym experiment run arms --replications 50 --out results/
+  gambit-gym experiment run examples/my_sweep.toml --backend ray
+  gambit-gym experiment report results/"""
+
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``gambit-gym`` parser: ``describe``, ``cache`` and ``experiment``."""
-    parser = argparse.ArgumentParser(prog="gambit-gym", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    """The ``gambit-gym`` parser: ``describe``, ``cache`` and ``experiment``, and ``--version``."""
+    parser = argparse.ArgumentParser(prog="gambit-gym", description=DESCRIPTION, epilog=EXAMPLES,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    env_cli.add_version(parser)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{describe,cache,experiment}")
     env_cli.add_commands(sub)
     experiment_cli.add_commands(sub)
     return parser

@@ -10,7 +10,9 @@ posterior (randomised least squares). Differences from the paper's code:
   fitted alongside (an upper bound when the linear model misfits, which only
   widens exploration).
 * targets are standardised with the mean and sd of the warm-up rewards, so the
-  nets work at any reward scale (the mHealth reward is ~80).
+  nets work at any reward scale (the mHealth reward is ~80); each replication
+  uses its own warm-up rewards (``y_loc`` and ``y_scale`` are ``(R,)``), so
+  nothing learned is shared between the replications of a batch.
 * one persistent Adam state per member (the paper re-created its optimiser
   every round), implemented on the stacked weights: Adam is element-wise, so
   this is exactly M (x R) independent optimisers.
@@ -147,8 +149,8 @@ class EnsembleGAMBITTS(BatchedAgent):
         self.buf_y = np.zeros((R, self.buffer_size))
         self.buf_eps = np.zeros((R, self.buffer_size, M))
         self.n_seen = 0  # rounds seen, shared by all rows (they step together)
-        self.y_loc = 0.0
-        self.y_scale = 1.0
+        self.y_loc = np.zeros(R)  # per replication: a batch is R independent runs
+        self.y_scale = np.ones(R)
         # sigma_hat comes from a Bayesian linear model on [z, context, 1] (no oracle knowledge).
         blocks = {"z": self.embedding_dim, **({"context": self.obs_dim} if self.use_context else {})}
         self.noise_model = LinearRewardModel(R, blocks)
@@ -176,8 +178,8 @@ class EnsembleGAMBITTS(BatchedAgent):
             "buffer.y": self.buf_y.copy(),
             "buffer.eps": self.buf_eps.copy(),
             "n_seen": self.n_seen,
-            "y_loc": self.y_loc,
-            "y_scale": self.y_scale,
+            "y_loc": self.y_loc.copy(),
+            "y_scale": self.y_scale.copy(),
             **prefixed("noise", self.noise_model.posterior.state()),
         })
         if self.simulation:
@@ -269,7 +271,8 @@ class EnsembleGAMBITTS(BatchedAgent):
         eps = self.buf_eps[rows, idx, np.arange(M)[None, :, None]]
         a_n, b_n = self.noise_model.posterior.noise_params()
         sigma = np.sqrt(b_n / np.maximum(a_n - 1.0, 1e-9))[:, None, None]  # posterior mean of v, per row
-        target = torch.from_numpy(((y + sigma * eps - self.y_loc) / self.y_scale).astype(np.float32))
+        loc, scale = self.y_loc[:, None, None], self.y_scale[:, None, None]
+        target = torch.from_numpy(((y + sigma * eps - loc) / scale).astype(np.float32))
         self._adam_step(self._gradients(x, target))
 
     def _adam_step(self, grads: dict[str, Any]) -> None:
@@ -330,9 +333,9 @@ class EnsembleGAMBITTS(BatchedAgent):
         self.noise_model.posterior.update(self.noise_model.features(parts), y)
         if not self.simulation:
             self.treatment.update(self._rows, self._cell(ctx, a), z)
-        if self.n_seen == self.warmup:  # fix the target scale from the warm-up rewards
+        if self.n_seen == self.warmup:  # fix each replication's target scale from its own warm-up rewards
             seen = self.buf_y[:, : self.warmup]
-            self.y_loc = float(seen.mean())
-            self.y_scale = float(max(seen.std(), 1e-6))
+            self.y_loc = seen.mean(axis=1)
+            self.y_scale = np.maximum(seen.std(axis=1), 1e-6)
         if self.n_seen >= self.warmup:
             self._train_step()

@@ -152,9 +152,10 @@ class PoGAMBITTS(_GambittsBase):
         super()._load_state(state)
         self.treatment_means = state["treatment_means"]
 
-    def _act(self, ctx, x):
-        theta = self.model.posterior.sample(self.rng)
-        return self._score(theta, self.treatment_means[self._rows, ctx]).argmax(axis=1)
+    def _sample_scores(self, ctx, x, rng):
+        """theta ~ posterior, scored on the bank means of Z for every action in the row's context."""
+        theta = self.model.posterior.sample(rng)
+        return self._score(theta, self.treatment_means[self._rows, ctx])
 
     def _update(self, ctx, x, a, y, z):
         self._update_reward(x, a, y, z)
@@ -197,10 +198,11 @@ class FoGAMBITTS(_GambittsBase):
         super()._load_state(state)
         self.treatment.load_state(unprefixed("treatment", state))
 
-    def _act(self, ctx, x):
-        theta = self.model.posterior.sample(self.rng)
-        means = self.treatment.sample_mean(self.rng, self._rows[:, None], self._action_cells(ctx))
-        return self._score(theta, means).argmax(axis=1)
+    def _sample_scores(self, ctx, x, rng):
+        """theta ~ posterior, then one treatment mean per action from its NIW posterior (in that order)."""
+        theta = self.model.posterior.sample(rng)
+        means = self.treatment.sample_mean(rng, self._rows[:, None], self._action_cells(ctx))
+        return self._score(theta, means)
 
     def _update(self, ctx, x, a, y, z):
         self._update_reward(x, a, y, z)

@@ -8,17 +8,12 @@ and returns a :class:`agents.BanditResult`, so the same summaries, plots and
 reports apply. ``run_bandit`` and experiment configs accept the same algorithms
 as ``"sb3:PPO"``, ``"sb3:A2C"`` and ``"sb3:DQN"``.
 
-Settings for a bandit (``SB3_SETTINGS``; any keyword overrides them):
-
-* ``gamma = 0``: an action changes nothing but its own reward, so the return
-  to learn is the immediate reward.
-* small rollouts (PPO ``n_steps = 32``, A2C ``n_steps = 5``) and DQN updates
-  every step after 50 random steps, so the policy improves many times within
-  T = 1000 rounds.
-* rewards are standardised for the learner with running statistics of the
-  rewards seen so far (no oracle knowledge): the mHealth reward is ~80 with an
-  sd of ~1 to 25, far off the unit scale SB3's defaults are tuned for. The
-  recorded regret is the environment's, unaffected.
+Settings for a bandit: the public presets :data:`gambit_gym.sb3.BANDIT_PRESETS`
+(also named ``SB3_SETTINGS`` here; any keyword overrides them; their docstring
+says why: ``gamma = 0``, small rollouts, a higher learning rate), and rewards
+standardised for the learner by :class:`gambit_gym.wrappers.StandardizeReward`
+with running statistics of the rewards seen so far (no oracle knowledge). The
+recorded regret is the environment's, unaffected.
 
 Replication ``i`` uses seed ``SeedSequence(seed).spawn(replications)[i]`` for
 the model and the environment, so a seeded run repeats exactly (on CPU).
@@ -26,7 +21,6 @@ the model and the environment, so a seeded run repeats exactly (on CPU).
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -34,23 +28,21 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from agents.datafiles import jsonable, package_versions
+from agents.logged import RoundCallback, RoundRecorder
 from agents.results import BanditResult
 from gambit_gym import ENV_ID
 from gambit_gym.extras import require
 from gambit_gym.progress import progress_bar
+from gambit_gym.sb3 import BANDIT_PRESETS
 from gambit_gym.validation import check_choice, check_int
-from gambit_gym.wrappers import RecordRegret
+from gambit_gym.wrappers import RecordRegret, StandardizeReward
 
 #: Marks an agent given by name as a Stable-Baselines3 algorithm: ``"sb3:PPO"``.
 SB3_PREFIX = "sb3:"
-SB3_ALGORITHMS = ("PPO", "A2C", "DQN")
-SB3_SETTINGS: dict[str, dict[str, Any]] = {
-    "PPO": {"gamma": 0.0, "gae_lambda": 1.0, "n_steps": 32, "batch_size": 32, "n_epochs": 4, "learning_rate": 1e-3},
-    "A2C": {"gamma": 0.0, "gae_lambda": 1.0, "n_steps": 5, "learning_rate": 1e-3},
-    "DQN": {"gamma": 0.0, "learning_starts": 50, "buffer_size": 10_000, "batch_size": 32, "train_freq": 1,
-            "target_update_interval": 50, "exploration_fraction": 0.2, "exploration_final_eps": 0.02,
-            "learning_rate": 1e-3},
-}
+SB3_ALGORITHMS = tuple(BANDIT_PRESETS)
+#: The bandit settings of each algorithm: :data:`gambit_gym.sb3.BANDIT_PRESETS` (one dict, two names).
+SB3_SETTINGS = BANDIT_PRESETS
 
 
 def parse_sb3_spec(spec: Any) -> tuple[str, dict[str, Any]] | None:
@@ -72,28 +64,6 @@ def parse_sb3_spec(spec: Any) -> tuple[str, dict[str, Any]] | None:
     return None
 
 
-class StandardizeReward(gym.Wrapper):
-    """Pass the learner ``(r - mean) / sd`` with the running mean and sd of the rewards seen before.
-
-    The first reward is passed as 0 (nothing seen yet); the sd is floored at 1e-6.
-    """
-
-    def __init__(self, env: gym.Env) -> None:
-        super().__init__(env)
-        self.count, self.mean, self.m2 = 0, 0.0, 0.0
-
-    def step(self, action: Any):
-        obs, reward, terminated, truncated, info = self.env.step(action)
-        r = float(reward)
-        sd = math.sqrt(self.m2 / self.count) if self.count > 1 else 1.0
-        scaled = (r - self.mean) / max(sd, 1e-6) if self.count else 0.0
-        self.count += 1
-        delta = r - self.mean
-        self.mean += delta / self.count
-        self.m2 += delta * (r - self.mean)
-        return obs, scaled, terminated, truncated, info
-
-
 def run_sb3(
     algorithm: str,
     env: str = ENV_ID,
@@ -104,6 +74,8 @@ def run_sb3(
     policy: str = "MlpPolicy",
     standardize_reward: bool = True,
     progress: bool = True,
+    callback: RoundCallback | None = None,
+    label: str | None = None,
     **kwargs: Any,
 ) -> BanditResult:
     """Train ``algorithm`` online for ``horizon`` rounds in each replication; pseudo-regret per round.
@@ -111,10 +83,14 @@ def run_sb3(
     Args:
         algorithm: ``"PPO"``, ``"A2C"`` or ``"DQN"``.
         env: a registered environment id whose info carries ``regret``.
+        callback: called with an :class:`agents.logged.Round` for each of the ``horizon`` recorded
+            steps of each replication (one row; ``agent`` is the SB3 model), from inside ``learn()``.
+        label: the agent's name in those rounds (default ``algorithm``).
         kwargs: passed to the SB3 constructor, over ``SB3_SETTINGS[algorithm]``.
 
     Returns:
-        a :class:`agents.BanditResult` with one entry, named ``algorithm``.
+        a :class:`agents.BanditResult` with one entry, named ``algorithm``: the cumulative
+        pseudo-regret, rewards, actions and optimal-action flags of the first ``horizon`` steps.
 
     Example:
         >>> res = run_sb3("A2C", horizon=30, replications=2, seed=0, progress=False)
@@ -123,6 +99,9 @@ def run_sb3(
     """
     algorithm = check_choice("algorithm", algorithm, SB3_ALGORITHMS)
     reserved = sorted({"seed", "env", "device", "verbose"} & set(kwargs))
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback: expected a callable(Round) or None, got {callback!r}")
+    label = algorithm if label is None else label
     if reserved:
         raise ValueError(f"{reserved}: set by run_sb3 (the seed comes from its 'seed'), not an SB3 setting to pass")
     horizon = check_int("horizon", horizon, 1)
@@ -136,6 +115,8 @@ def run_sb3(
     settings = {**SB3_SETTINGS[algorithm], **kwargs}
     env_kwargs = dict(env_kwargs or {})
     regret = np.empty((replications, horizon))
+    rewards, optimal = np.empty((replications, horizon)), np.empty((replications, horizon), dtype=bool)
+    actions = np.empty((replications, horizon), dtype=np.int64)
     seeds = np.random.SeedSequence(seed).spawn(replications)
     bar = progress_bar(progress, replications, f"{SB3_PREFIX}{algorithm}", "replication")
     threads = torch.get_num_threads()
@@ -143,24 +124,29 @@ def run_sb3(
     tic = time.perf_counter()
     try:
         for i, ss in enumerate(seeds):
-            recorder = RecordRegret(gym.make(env, horizon=horizon, **env_kwargs))
+            rounds = RoundRecorder(gym.make(env, max_episode_steps=horizon, **env_kwargs), horizon, label, i, callback)
+            recorder = RecordRegret(rounds)
             learner_env = StandardizeReward(recorder) if standardize_reward else recorder
             rep_seed = int(ss.generate_state(1)[0] % (2**31 - 1))
             try:
                 model = cls(policy, learner_env, seed=rep_seed, device="cpu", verbose=0, **settings)
             except TypeError as exc:
                 raise TypeError(f"{SB3_PREFIX}{algorithm}: {exc} (settings passed: {sorted(settings)})") from exc
+            rounds.agent = model
             model.learn(total_timesteps=horizon)
             # the first episode is the T rounds of this replication (PPO/A2C may step a few rounds past
             # it to fill their last rollout; those belong to a second episode and are not counted)
             first = recorder.episodes[0] if recorder.episodes else np.asarray(recorder.current)
             regret[i] = np.cumsum(first[:horizon])
+            rewards[i], actions[i], optimal[i] = rounds.rewards, rounds.actions, rounds.optimal
             if bar is not None:
                 bar.update(1)
     finally:
         torch.set_num_threads(threads)
         if bar is not None:
             bar.close()
-    config = {"env": env, "env_kwargs": env_kwargs, "sb3": {algorithm: settings}}
+    config = jsonable({"env": env, "env_kwargs": env_kwargs, "sb3": {algorithm: settings}})
+    n_actions = int(rounds.action_space.n)
     return BanditResult({algorithm: regret}, horizon, replications, seed, config,
-                        {algorithm: time.perf_counter() - tic})
+                        {algorithm: time.perf_counter() - tic}, {algorithm: rewards}, {algorithm: actions},
+                        {algorithm: optimal}, n_actions, package_versions("torch", "stable_baselines3"))

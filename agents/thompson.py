@@ -63,9 +63,10 @@ class StandardTS(BatchedAgent):
         """The context a row's table is kept under: its own, or context 0 for all when not contextual."""
         return ctx if self.contextual else np.zeros_like(ctx)
 
-    def _act(self, ctx, x):
+    def _sample_scores(self, ctx, x, rng):
+        """A draw of each arm's mean from its Normal-Gamma posterior (in the row's table)."""
         cells = self._action_cells(self._table_context(ctx))
-        return self.posterior.sample(self.rng, self._rows[:, None], cells).argmax(axis=1)
+        return self.posterior.sample(rng, self._rows[:, None], cells)
 
     def _update(self, ctx, x, a, y, z):
         self.posterior.update(self._rows, self._cell(self._table_context(ctx), a), y)
@@ -110,13 +111,14 @@ class LinearTS(LinearRewardAgent):
             parts["interaction"] = (arm[:, :, None] * x[:, None, :]).reshape(self.n_rows, -1)
         return self.model.features(parts)
 
-    def _act(self, ctx, x):
-        theta = self.model.posterior.sample(self.rng)
+    def _sample_scores(self, ctx, x, rng):
+        """theta ~ posterior; each arm's score is its coefficient (plus its interactions with the context)."""
+        theta = self.model.posterior.sample(rng)
         score = self.model.block(theta, "arm").copy()
         if self.interactions:
             inter = self.model.block(theta, "interaction").reshape(self.n_rows, self.n_actions, -1)
             score += np.einsum("rkf,rf->rk", inter, x)
-        return score.argmax(axis=1)
+        return score
 
     def _update(self, ctx, x, a, y, z):
         self.model.posterior.update(self._features(x, a), y)

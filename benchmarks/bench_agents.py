@@ -28,7 +28,7 @@ def single_loop(runs: int, horizon: int, n_actions: int) -> dict[str, float]:
     for name, cls in AGENTS.items():
         tic = time.perf_counter()
         for rep in range(runs):
-            env = gym.make(ENV_ID, n_actions=n_actions, horizon=horizon)
+            env = gym.make(ENV_ID, n_actions=n_actions, max_episode_steps=horizon)
             agent = cls.from_env(env, seed=rep)
             obs, _ = env.reset(seed=rep)
             for _ in range(horizon):

@@ -99,7 +99,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="seeds the environment and the agent (default 0)")
     parser.add_argument("--n-offline", type=int, default=500, help="simulated embeddings per (context, prompt)")
     args = parser.parse_args()
-    env = gym.make(gambit_gym.ENV_ID, horizon=args.horizon)
+    env = gym.make(gambit_gym.ENV_ID, max_episode_steps=args.horizon)
     cumulative = run(env, args.horizon, args.seed, args.n_offline)
     print(f"poGAMBITTS: cumulative regret after {args.horizon} rounds = {cumulative[-1]:.2f}")
 

@@ -7,7 +7,9 @@ batched; this class is its one-row view, and
 
 from __future__ import annotations
 
+import math
 import numbers
+import warnings
 from typing import Any
 
 import gymnasium as gym
@@ -19,6 +21,72 @@ from gambit_gym.scenarios import Scenario, make_scenario
 from gambit_gym.validation import check_int
 
 _FAST_INTS = (int, np.int64, np.int32)
+RENDER_MODES = ("ansi", "rgb_array")
+#: The episode length ``gym.make`` and ``gym.make_vec`` use unless ``max_episode_steps`` is given.
+DEFAULT_MAX_EPISODE_STEPS = 1000
+
+
+def episode_length(max_episode_steps: int | None, horizon: int | None) -> int | None:
+    """Rounds per episode from the two names of that one setting: ``horizon`` (the old name) wins if given.
+
+    ``None`` means the environment itself never truncates (``gym.make`` wraps it in a ``TimeLimit``).
+    """
+    if horizon is not None:
+        return check_int("horizon", horizon, 1)
+    if max_episode_steps is None:
+        return None
+    return check_int("max_episode_steps", max_episode_steps, 1)
+
+
+def check_render_mode(render_mode: Any) -> str | None:
+    if render_mode is not None and render_mode not in RENDER_MODES:
+        raise ValueError(f"render_mode: expected one of [None, 'ansi', 'rgb_array'], got {render_mode!r}")
+    return render_mode
+
+
+#: Colours of :func:`render_round`: background, a prompt's bar, the best prompt's bar, the played
+#: prompt's bar, the realised reward's tick and the marker under the played prompt.
+_BACKGROUND, _BAR, _BEST, _PLAYED, _INK = (255, 255, 255), (170, 170, 170), (60, 160, 60), (230, 120, 30), (0, 0, 0)
+_BAR_WIDTH, _GAP, _PAD, _HEIGHT = 12, 4, 6, 96
+
+
+def render_round(expected: np.ndarray, action: int | None = None, reward: float | None = None) -> np.ndarray:
+    """An RGB picture of one round, ``(96, 16 K + 8, 3)`` uint8, drawn with numpy alone.
+
+    One bar per prompt, as tall as its exact expected reward mu(a, x) in the round's
+    context (scaled to the context's range of mu); the best prompt's bar is green.
+    With ``action`` the played prompt's bar is orange (green if it was the best) and
+    marked underneath, and ``reward`` is a black tick at the realised reward's height
+    (clipped to the picture).
+
+    Example:
+        >>> render_round(np.array([1.0, 3.0, 2.0]), action=2, reward=2.5).shape
+        (96, 56, 3)
+    """
+    mu = np.asarray(expected, dtype=np.float64)
+    K = len(mu)
+    lo, hi = float(mu.min()), float(mu.max())
+    margin = 0.25 * (hi - lo) if hi > lo else 1.0
+    lo, hi = lo - margin, hi + margin
+    plot = _HEIGHT - 2 * _PAD  # rows between the top margin and the marker strip
+
+    def level(value: float) -> int:
+        return int(round(np.clip((value - lo) / (hi - lo), 0.0, 1.0) * plot))
+
+    image = np.empty((_HEIGHT, 2 * _PAD - _GAP + K * (_BAR_WIDTH + _GAP), 3), dtype=np.uint8)
+    image[:] = _BACKGROUND
+    best = int(mu.argmax())
+    bottom = _HEIGHT - _PAD
+    for a in range(K):
+        left = _PAD + a * (_BAR_WIDTH + _GAP)
+        colour = _BEST if a == best else (_PLAYED if a == action else _BAR)
+        image[bottom - level(mu[a]) : bottom, left : left + _BAR_WIDTH] = colour
+        if a == action:
+            image[bottom + 2 : _HEIGHT - 1, left : left + _BAR_WIDTH] = _PLAYED if a != best else _BEST
+            if reward is not None and math.isfinite(reward):
+                row = min(bottom - level(reward), bottom - 1)
+                image[max(row - 1, 0) : row + 1, left - 2 : left + _BAR_WIDTH + 2] = _INK
+    return image
 
 
 def check_action(action: Any, n_actions: int) -> int:
@@ -111,7 +179,20 @@ class GeneratorMediatedEnv(ScenarioAccess, gym.Env):
 
     ## Episode End
     ``terminated`` is always ``False``; ``truncated`` becomes ``True`` after
-    ``horizon`` steps.
+    ``max_episode_steps`` steps: 1000 unless given, and ``env.spec.max_episode_steps``
+    says how many. ``gym.make`` applies it as Gymnasium's ``TimeLimit`` wrapper
+    (``max_episode_steps=-1``: no limit), ``gym.make_vec`` passes it to every mode.
+    ``horizon`` is its old name, still accepted: it gives the same episodes up to
+    ``max_episode_steps``, but through ``gym.make`` it cannot lengthen them past it
+    (the ``TimeLimit`` ends them first), so it warns; pass ``max_episode_steps``.
+    Constructed directly, the class truncates only if given either.
+
+    ## Rendering
+    ``render_mode="ansi"``: a one-line text summary of the last round.
+    ``render_mode="rgb_array"``: a ``(96, 16 K + 8, 3)`` uint8 picture of it, one bar
+    per prompt at its exact expected reward in that round's context, the best
+    prompt's bar green, the played one orange and marked, the realised reward a
+    black tick (see :func:`render_round`); Stable-Baselines3 asks for this mode.
 
     ## Info
     ``reset`` and ``step`` return, for the coming round:
@@ -150,12 +231,27 @@ class GeneratorMediatedEnv(ScenarioAccess, gym.Env):
         ==================  =====  ==========================  ===========  ============================================
         variant             env    str                         "synthetic"  "synthetic", "misspecified" or "cached-llm":
                                                                             the scenario (options below)
-        horizon             env    int                         1000         rounds per episode; the episode is truncated
-                                                                            after them
-        render_mode         env    str | None                  None         None or "ansi" (a one-line text summary);
-                                                                            single environment only
+        max_episode_steps   env    int | None                  None         rounds per episode, then truncated: gym.make
+                                                                            and gym.make_vec use 1000 (the registered
+                                                                            value, env.spec.max_episode_steps) unless
+                                                                            given; None (the class constructed directly)
+                                                                            = no limit
+        horizon             env    int | None                  None         the old name of max_episode_steps, still
+                                                                            accepted (it wins if both are given);
+                                                                            through gym.make it cannot lengthen an
+                                                                            episode past max_episode_steps, so it warns
+        render_mode         env    str | None                  None         None, "ansi" (a one-line text summary of the
+                                                                            last round) or "rgb_array" (a bar chart of
+                                                                            it, (96, 16 K + 8, 3) uint8); the vector
+                                                                            environment renders one frame per
+                                                                            sub-environment
         num_envs            env    int                         1            gym.make_vec only: how many sub-environments
                                                                             step together
+        seeding             env    str                         "shared"     the vector entry point only: "shared" (one
+                                                                            random stream for the batch, fastest) or
+                                                                            "per-env" (one per sub-environment, seeded
+                                                                            as SyncVectorEnv seeds them: the "sync"
+                                                                            mode's numbers)
         n_actions           S M    int                         5            K, the number of prompts (actions)
         contexts            S M    ContextSpace | list | None  None         context factors: a ContextSpace or [(factor,
                                                                             [level, ...]), ...]; None = the mHealth
@@ -207,13 +303,33 @@ class GeneratorMediatedEnv(ScenarioAccess, gym.Env):
                                                                             dimension (None = 1); must be None with
                                                                             "subset"
         embedding_noise_sd  M      float                       0.0          sd of Gaussian noise added to the view
-        cache_path          C      str | Path | None           None         the treatment cache (.npz); None = the
-                                                                            bundled SmolLM2-135M-Instruct cache (40
-                                                                            prompts x 12 contexts)
-        outcome             C      str                         "linear-3d"  "linear-3d", "linear-1d",
-                                                                            "linear-3d-context" or "mlp": an outcome
-                                                                            model of the paper on the message's style
-                                                                            scores
+        cache_path          C      str | Path | None           None         the treatment cache (.npz) of any domain;
+                                                                            None = the cache the domain file declares
+                                                                            (default: the bundled mHealth
+                                                                            SmolLM2-135M-Instruct cache, 40 prompts x 12
+                                                                            contexts)
+        domain              C      str | Path | None           None         a shipped domain's name ("mhealth",
+                                                                            "study_nudges") or a domain file (.toml)
+                                                                            that fits the cache: its outcome presets and
+                                                                            calibrations; None = the domain the cache
+                                                                            records (mHealth for caches older than
+                                                                            domain files)
+        outcome             C      str | dict | None           None         an outcome preset of the domain (mHealth:
+                                                                            "linear-3d", "linear-1d",
+                                                                            "linear-3d-context", "mlp") or a model on
+                                                                            the style scores, a dict with the keys of a
+                                                                            domain file's [outcomes] table
+                                                                            ("dimensions", "coefficients", "intercept",
+                                                                            "field_noise_sd"; or "type": "mlp" with
+                                                                            "spread_like" or "spread"); None = the
+                                                                            domain's default_outcome (mHealth:
+                                                                            "linear-3d")
+        calibration         C      str | None                  None         a calibration the domain declares (mHealth:
+                                                                            "paper", the style scores at the paper's
+                                                                            spread and its five noise levels 0.70978 ...
+                                                                            24.57119); None = style scores standardised
+                                                                            to sd 1 and noise levels from the treatment
+                                                                            scale to field_noise_sd
         n_actions           C      int | None                  5            K: that many of the cache's prompts, their
                                                                             expected rewards spread evenly over their
                                                                             range; None = all
@@ -224,12 +340,20 @@ class GeneratorMediatedEnv(ScenarioAccess, gym.Env):
                                                                             the sentence embedding) or "full" (all of
                                                                             it); None = the outcome's style dimensions
         field_noise_sd      C      float | None                None         the sd of noise level 4; None = the
-                                                                            outcome's field noise sd
-        problem_seed        C      int                         0            seed of the "mlp" outcome's weights
+                                                                            outcome's field_noise_sd
+        problem_seed        C      int                         0            seed of an "mlp" outcome's weights
         ==================  =====  ==========================  ===========  ============================================
 
     ## Version History
-    * v0: the initial version.
+    * v0 (gambit-gym 0.1.0): the initial version.
+    * v0 (after 0.1.0): registered with ``max_episode_steps=1000``, so
+      ``env.spec.max_episode_steps`` is 1000 and ``max_episode_steps=`` sets the
+      episode length in ``gym.make`` and every ``gym.make_vec`` mode; the episode
+      itself ends where it did (same numbers for the same seeds). ``horizon`` is the
+      old name (through ``gym.make`` it warns). The class constructed directly no
+      longer truncates unless given a length. ``render_mode="rgb_array"``. The
+      vector environment takes per-environment seed lists, ``get_attr`` / ``call``
+      / ``set_attr``, ``render_mode`` and ``seeding="per-env"``.
 
     Example:
         >>> import gymnasium as gym, gambit_gym
@@ -240,16 +364,28 @@ class GeneratorMediatedEnv(ScenarioAccess, gym.Env):
         ((3,), True)
     """
 
-    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+    metadata = {"render_modes": list(RENDER_MODES), "render_fps": 4}
 
     def __init__(
-        self, variant: str = "synthetic", horizon: int = 1000, render_mode: str | None = None, **options: Any
+        self,
+        variant: str = "synthetic",
+        max_episode_steps: int | None = None,
+        render_mode: str | None = None,
+        *,
+        horizon: int | None = None,
+        **options: Any,
     ) -> None:
         self.scenario: Scenario = make_scenario(variant, **options)
-        self.horizon = check_int("horizon", horizon, 1)
-        if render_mode not in (None, "ansi"):
-            raise ValueError(f"render_mode: expected one of [None, 'ansi'], got {render_mode!r}")
-        self.render_mode = render_mode
+        self.max_episode_steps = episode_length(max_episode_steps, horizon)
+        if horizon is not None:
+            warnings.warn(
+                "GeneratorMediated-v0: horizon is the old name of max_episode_steps; pass max_episode_steps="
+                f"{self.max_episode_steps} instead (through gym.make, horizon cannot make an episode longer than "
+                "max_episode_steps, 1000 unless given, and env.spec.max_episode_steps reports only that)",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+        self.render_mode = check_render_mode(render_mode)
         s = self.scenario
         self.contexts = s.contexts
         self.action_space = spaces.Discrete(s.n_actions)
@@ -261,6 +397,21 @@ class GeneratorMediatedEnv(ScenarioAccess, gym.Env):
         self._context = 0
         self._last: dict[str, Any] | None = None
         self._sim_rng = np.random.default_rng()
+
+    @property
+    def max_episode_steps(self) -> int | None:
+        """Rounds per episode before truncation, or ``None``: the environment itself never truncates."""
+        return self._max_episode_steps
+
+    @max_episode_steps.setter
+    def max_episode_steps(self, value: int | None) -> None:
+        self._max_episode_steps = None if value is None else check_int("max_episode_steps", value, 1)
+        self._limit = math.inf if value is None else self._max_episode_steps
+
+    @property
+    def horizon(self) -> int | None:
+        """The old name of :attr:`max_episode_steps`."""
+        return self._max_episode_steps
 
     # -- the round -------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -293,12 +444,18 @@ class GeneratorMediatedEnv(ScenarioAccess, gym.Env):
         self._last = {"action": a, "reward": float(reward[0]), **played}
         self._context = int(self.contexts.sample(self.np_random))
         obs = self.contexts.features[self._context].copy()
-        return obs, float(reward[0]), False, self._t >= self.horizon, {**self._context_info(), **played}
+        return obs, float(reward[0]), False, self._t >= self._limit, {**self._context_info(), **played}
 
     def _context_info(self) -> dict[str, Any]:
         return {"context": self.contexts.describe(self._context), "context_index": self._context}
 
-    def render(self) -> str | None:
+    def render(self) -> str | np.ndarray | None:
+        """The last round as text (``"ansi"``) or a picture (``"rgb_array"``); ``None`` without a render mode."""
+        if self.render_mode == "rgb_array":
+            last = self._last
+            if last is None:  # nothing played yet: the coming round's prompts
+                return render_round(self._expected[self._context])
+            return render_round(self._expected[last["played_context"]], last["action"], last["reward"])
         if self.render_mode != "ansi":
             return None
         if self._last is None:

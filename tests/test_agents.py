@@ -27,7 +27,7 @@ def test_agents_follow_the_protocol_on_a_single_env(name):
 @pytest.mark.parametrize("name", ALL_AGENTS)
 def test_single_agent_is_the_one_row_view_of_the_batched_agent(name):
     """Same seeds: an agent on a single env and one on a 1-env vector env act identically."""
-    env = gym.make(ENV_ID, horizon=100)
+    env = gym.make(ENV_ID, max_episode_steps=100)
     venv = GeneratorMediatedVectorEnv(num_envs=1, horizon=100)
     single, batched = build(ALL_AGENTS[name], env, 3), build(ALL_AGENTS[name], venv, 3)
     obs, _ = env.reset(seed=11)

@@ -9,6 +9,8 @@ import pytest
 from agents import FoGAMBITTS, PoGAMBITTS
 from gambit_gym import ENV_ID
 from gambit_gym.cache import CacheError, load_cache
+from gambit_gym.domains import load_domain
+from tests._domains import handmade_cache
 
 
 # -- corrupt and foreign files -------------------------------------------------------------------
@@ -140,7 +142,7 @@ def test_bundled_cache_style_scores_separate_their_poles():
     from gambit_gym.scenarios.cached_llm import bundled_cache_path
 
     cache = load_cache(bundled_cache_path())
-    auc = pole_separation_auc(cache.style_scores, cache.prompt_index, cache.prompts)
+    auc = pole_separation_auc(cache.style_scores, cache.prompt_index, cache.prompts, cache.style_dimensions)
     print("\n" + "\n".join(f"{k:16s} {v:.3f}" for k, v in auc.items()))
     n1 = n2 = cache.n_texts / len(cache.prompts)
     null_sd_mean = np.sqrt((n1 + n2 + 1) / (12 * n1 * n2)) / np.sqrt(len(auc))
@@ -175,3 +177,113 @@ def test_fogambitts_runs_on_cached_vector_env():
     res = run_bandit(ENV_ID, {"fo": FoGAMBITTS, "po": PoGAMBITTS}, horizon=100, replications=8, seed=0,
                      env_kwargs={"variant": "cached-llm"}, progress=False)
     assert np.all(res.cumulative_regret["fo"] >= 0)
+
+
+# -- domains: outcome presets, inline outcomes, calibration, any domain's cache ------------------
+def test_an_inline_outcome_equal_to_a_preset_gives_the_same_environment():
+    spec = load_domain("mhealth").outcomes["linear-3d-context"]
+    inline = {"dimensions": list(spec.dimensions), "coefficients": list(spec.coefficients),
+              "intercept": spec.intercept, "field_noise_sd": spec.field_noise_sd,
+              "context_effects": {k: dict(v) for k, v in spec.context_effects.items()}}
+    a = gym.make(ENV_ID, variant="cached-llm", outcome="linear-3d-context", n_actions=None).unwrapped.scenario
+    b = gym.make(ENV_ID, variant="cached-llm", outcome=inline, n_actions=None).unwrapped.scenario
+    assert np.array_equal(a.expected_reward, b.expected_reward) and np.array_equal(a.noise_levels, b.noise_levels)
+    mlp = gym.make(ENV_ID, variant="cached-llm", outcome="mlp").unwrapped.scenario
+    inline_mlp = {"type": "mlp", "dimensions": ["optimism", "severity", "formality"], "spread_like": "linear-3d",
+                  "intercept": 82.83602, "field_noise_sd": 24.3797}
+    assert np.array_equal(mlp.expected_reward,
+                          gym.make(ENV_ID, variant="cached-llm", outcome=inline_mlp).unwrapped.scenario.expected_reward)
+
+
+def test_outcome_errors_list_the_presets_and_the_dimensions():
+    with pytest.raises(ValueError, match=r"unknown preset 'cubic'.*\['linear-1d', 'linear-3d', 'linear-3d-context', "
+                                         r"'mlp'\].*'optimism', 'formality'"):
+        gym.make(ENV_ID, variant="cached-llm", outcome="cubic")
+    bad = {"dimensions": ["optimism", "nope"], "coefficients": [1.0, 2.0], "intercept": 0.0, "field_noise_sd": 1.0}
+    with pytest.raises(ValueError, match=r"^outcome.dimensions: unknown style dimension\(s\) \['nope'\]; .*'humor'"):
+        gym.make(ENV_ID, variant="cached-llm", outcome=bad)
+    with pytest.raises(ValueError, match=r"^outcome.coefficients: expected 2 numbers"):
+        gym.make(ENV_ID, variant="cached-llm", outcome={**bad, "dimensions": ["humor", "clarity"], "coefficients": [1]})
+    with pytest.raises(ValueError, match=r"^outcome: unknown key\(s\) \['noise'\]"):
+        gym.make(ENV_ID, variant="cached-llm", outcome={**bad, "dimensions": ["humor"], "noise": 1})
+
+
+def test_paper_calibration_rescales_the_scores_and_uses_the_papers_noise_levels():
+    paper = load_domain("mhealth").calibrations["paper"]
+    default = gym.make(ENV_ID, variant="cached-llm", n_actions=None).unwrapped.scenario
+    s = gym.make(ENV_ID, variant="cached-llm", n_actions=None, calibration="paper").unwrapped.scenario
+    assert s.noise_levels.tolist() == [0.70978, 6.67513, 12.64049, 18.60584, 24.57119] == list(paper.noise_levels)
+    assert s.noise_sd == 0.70978 and s.describe()["calibration"] == "paper"
+    assert np.allclose(s.mean_embedding(), paper.style_sd * default.mean_embedding())
+    coef = np.array([0.35232, -0.49944, -0.15796])
+    assert np.allclose(s.expected_reward - 82.83602, paper.style_sd * (default.expected_reward - 82.83602))
+    assert np.allclose(s.expected_reward, 82.83602 + s.mean_embedding() @ coef)
+    assert s.treatment_scale == pytest.approx(paper.style_sd * np.sqrt(3), rel=1e-3)
+    with pytest.raises(ValueError, match="field_noise_sd: calibration 'paper' fixes the noise levels"):
+        gym.make(ENV_ID, variant="cached-llm", calibration="paper", field_noise_sd=3.0)
+    with pytest.raises(ValueError, match=r"calibration: expected one of \['paper'\]"):
+        gym.make(ENV_ID, variant="cached-llm", calibration="papers")
+
+
+def test_a_cache_of_a_domain_without_contexts_is_an_environment_with_one_constant_feature(tmp_path):
+    from gymnasium.utils.env_checker import check_env
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+    cache = handmade_cache(tmp_path / "handmade.npz")
+    env = gym.make(ENV_ID, variant="cached-llm", cache_path=str(tmp_path / "handmade.npz"), n_actions=None)
+    s = env.unwrapped.scenario
+    assert env.observation_space.shape == (1,) and s.domain.name == "handmade" and s.outcome_spec.name == "lin"
+    obs, info = env.reset(seed=0)
+    assert obs.tolist() == [1.0] and info["context"] == {"context": "all"}
+    scores = cache.style_scores.astype(np.float64)
+    f = 10.0 + scores[:, 2] + 2.0 * scores[:, 0]  # the preset: 1.0 * c + 2.0 * a
+    expected = [f[cache.prompt_index == p].mean() for p in range(5)]
+    assert np.allclose(s.expected_reward[0], expected)
+    assert s.embedding_dim == 2  # the working embedding defaults to the outcome's dimensions, c and a
+    check_env(env.unwrapped, skip_render_check=True)
+    sb3_check_env(gym.make(ENV_ID, variant="cached-llm", cache_path=str(tmp_path / "handmade.npz")).unwrapped)
+
+
+def test_the_domain_option_must_fit_the_cache_and_caches_without_a_record_are_mhealth(tmp_path):
+    handmade_cache(tmp_path / "handmade.npz")
+    with pytest.raises(ValueError, match=r"domain: 'mhealth' .* does not fit the cache .*prompts \['c\+'"):
+        gym.make(ENV_ID, variant="cached-llm", cache_path=str(tmp_path / "handmade.npz"), domain="mhealth")
+    assert gym.make(ENV_ID, variant="cached-llm").unwrapped.scenario.domain.name == "mhealth"  # no record: mHealth
+    with pytest.raises(ValueError, match="does not fit"):
+        gym.make(ENV_ID, variant="cached-llm", domain="study_nudges",
+                 cache_path=str(load_domain("mhealth").cache))
+
+
+def test_the_second_domain_ships_a_cache_that_runs_any_agent():
+    from agents import run_bandit
+
+    env = gym.make(ENV_ID, variant="cached-llm", domain="study_nudges", n_actions=None)
+    s = env.unwrapped.scenario
+    assert s.domain.name == "study_nudges" and s.outcome_spec.name == "minutes" and env.action_space.n == 6
+    assert s.contexts.n_contexts == 2 and env.observation_space.shape == (2,)
+    obs, info = env.reset(seed=0)
+    _, _, _, _, info = env.step(0)
+    assert isinstance(info["treatment"], str) and info["regret"] >= 0
+    res = run_bandit(ENV_ID, {"po": PoGAMBITTS, "fo": FoGAMBITTS}, horizon=50, replications=4, seed=0,
+                     env_kwargs={"variant": "cached-llm", "domain": "study_nudges", "outcome": "minutes-deadline"},
+                     progress=False)
+    assert np.all(res.cumulative_regret["po"] >= 0) and res.cumulative_regret["fo"].shape == (4, 50)
+
+
+def test_a_cache_replaced_at_the_same_path_has_another_fingerprint(tmp_path):
+    from gambit_gym.scenarios.cached_llm import data_fingerprints, file_sha256, resolve_paths
+
+    path = tmp_path / "c.npz"
+    handmade_cache(path, seed=0)
+    options = {"variant": "cached-llm", "cache_path": "c.npz"}
+    resolved = resolve_paths(options, tmp_path)
+    assert resolved["cache_path"] == str(path) and options["cache_path"] == "c.npz"
+    first = data_fingerprints(resolved)
+    assert first == {"cache_path": file_sha256(path)}  # the cache records its domain: no domain file is read
+    handmade_cache(path, seed=1)
+    assert data_fingerprints(resolved)["cache_path"] != first["cache_path"]
+    bundled = data_fingerprints({"variant": "cached-llm"})
+    assert bundled == {"cache_path": file_sha256(load_domain("mhealth").cache),
+                       "domain": file_sha256(load_domain("mhealth").source)}
+    assert resolve_paths({"domain": "study_nudges"}, tmp_path) == {"domain": "study_nudges"}
+    assert resolve_paths({"domain": "mine.toml"}, tmp_path) == {"domain": str(tmp_path / "mine.toml")}

@@ -109,3 +109,28 @@ def test_adam_state_persists_and_matches_torch_adam():
         optimiser.step()
     for k, p in reference.items():
         torch.testing.assert_close(agent.weights[k], p.detach(), rtol=1e-5, atol=1e-6, msg=k)
+
+
+def test_each_replication_standardises_its_targets_with_its_own_warm_up_rewards():
+    """y_loc and y_scale are per replication: the mean and sd (floored at 1e-6) of that row's warm-up
+    rewards, whatever the other rows saw (a row with a constant reward gets the floor alone).
+    tests/test_agent_independence.py checks that no other state is shared either."""
+    venv = GeneratorMediatedVectorEnv(num_envs=3)
+    agent = EnsembleGAMBITTS.from_env(venv, seed=0, n_members=3, warmup=20)
+    obs, _ = venv.reset(seed=0)
+    fed = []
+    for t in range(20):
+        a = np.arange(3) % venv.single_action_space.n
+        next_obs, r, _, _, info = venv.step(a)
+        r = r * np.array([1.0, 10.0, 0.0]) + np.array([0.0, -500.0, 7.0])  # row 2: always exactly 7
+        agent.update(obs, a, r, info)
+        fed.append(r)
+        obs = next_obs
+        if t < 19:  # fixed once, at the end of the warm-up
+            assert not agent.y_loc.any() and np.all(agent.y_scale == 1.0)
+    per_row = np.array(fed).T.copy()  # one contiguous row of rewards per replication, as in the buffer
+    assert agent.y_loc.shape == agent.y_scale.shape == (3,)
+    for row in range(3):
+        assert agent.y_loc[row] == per_row[row].mean()
+        assert agent.y_scale[row] == max(per_row[row].std(), 1e-6)
+    assert agent.y_loc[2] == 7.0 and agent.y_scale[2] == 1e-6

@@ -31,6 +31,11 @@ def test_gymnasium_check_env_passes(kwargs):
     check_env(gym.make(ENV_ID, **kwargs).unwrapped, skip_render_check=True)
 
 
+@pytest.mark.parametrize("render_mode", ["ansi", "rgb_array"])
+def test_gymnasium_check_env_passes_with_rendering(render_mode):
+    check_env(gym.make(ENV_ID, render_mode=render_mode).unwrapped)
+
+
 @pytest.mark.parametrize("kwargs", VARIANT_KWARGS)
 def test_sb3_check_env_passes(kwargs):
     sb3_checker = pytest.importorskip("stable_baselines3.common.env_checker")
@@ -53,11 +58,51 @@ def test_issue_example_runs_and_info_keys():
     assert env.step(39)[4]["treatment_embedding"].shape == (1,)
 
 
-def test_truncates_at_horizon_and_never_terminates():
-    env = gym.make(ENV_ID, horizon=5)
+def test_truncates_at_max_episode_steps_and_never_terminates():
+    env = gym.make(ENV_ID, max_episode_steps=5)
+    assert env.spec.max_episode_steps == 5
     env.reset(seed=1)
     flags = [env.step(0)[2:4] for _ in range(5)]
     assert flags == [(False, False)] * 4 + [(False, True)]
+
+
+def episode_lengths(env, n_episodes=2):
+    lengths = []
+    for episode in range(n_episodes):
+        env.reset(seed=episode)
+        t = 0
+        while True:
+            t += 1
+            if env.step(0)[3]:
+                break
+        lengths.append(t)
+    return lengths
+
+
+def test_one_episode_length_knob_reflected_in_the_spec():
+    assert gym.spec(ENV_ID).max_episode_steps == 1000
+    env = gym.make(ENV_ID)
+    assert env.spec.max_episode_steps == 1000 and episode_lengths(env) == [1000, 1000]
+    env = gym.make(ENV_ID, max_episode_steps=1500)
+    assert env.spec.max_episode_steps == 1500 and episode_lengths(env) == [1500, 1500]
+    assert GeneratorMediatedEnv(max_episode_steps=7).max_episode_steps == 7 and episode_lengths(
+        GeneratorMediatedEnv(max_episode_steps=7)) == [7, 7]
+    unlimited = GeneratorMediatedEnv()  # the class itself, as CartPoleEnv: gym.make adds the limit
+    unlimited.reset(seed=0)
+    assert unlimited.max_episode_steps is None and not any(unlimited.step(0)[3] for _ in range(1200))
+
+
+def test_horizon_is_the_old_name_and_gives_the_same_numbers():
+    with pytest.warns(DeprecationWarning, match="max_episode_steps=5"):
+        old = gym.make(ENV_ID, horizon=5)
+    assert old.unwrapped.horizon == old.unwrapped.max_episode_steps == 5
+    new = gym.make(ENV_ID, max_episode_steps=5)
+    assert episode_lengths(old) == episode_lengths(new) == [5, 5]
+    a, b = rollout(old, 3, 12), rollout(new, 3, 12)
+    for x, y in zip(a, b):
+        assert np.array_equal(x[0], y[0]) and x[1] == y[1] and np.array_equal(x[2], y[2])
+    with pytest.warns(DeprecationWarning):
+        assert GeneratorMediatedEnv(max_episode_steps=9, horizon=4).max_episode_steps == 4  # horizon wins
 
 
 def test_same_seed_same_trajectory_bit_for_bit_and_different_seeds_differ():
@@ -181,6 +226,30 @@ def test_render_ansi():
     assert "regret=" in env.render()
 
 
+def test_render_rgb_array_draws_the_last_round():
+    env = gym.make(ENV_ID, render_mode="rgb_array", n_actions=4)
+    _, info = env.reset(seed=0)
+    before = env.render()
+    assert before.shape == (96, 4 * 16 + 8, 3) and before.dtype == np.uint8
+    mu = env.unwrapped.expected_rewards(info["context_index"])
+    worst = int(np.argmin(mu))
+    _, reward, _, _, info = env.step(worst)
+    frame = env.render()
+    assert frame.shape == before.shape
+
+    def bar_height(a):  # rows of colour above the marker strip, in the bar's column
+        column = frame[: 96 - 6, 6 + a * 16 + 6]
+        return int(np.sum(np.any(column != 255, axis=1)))
+
+    heights = [bar_height(a) for a in range(4)]
+    played_mu = env.unwrapped.expected_rewards(info["played_context"])
+    assert int(np.argmax(heights)) == int(np.argmax(played_mu)) and int(np.argmin(heights)) == worst
+    best_left = 6 + int(np.argmax(played_mu)) * 16
+    assert tuple(frame[89, best_left + 6]) == (60, 160, 60)  # the best prompt's bar is green
+    assert tuple(frame[93, 6 + worst * 16 + 6]) == (230, 120, 30)  # the played prompt is marked underneath
+    assert GeneratorMediatedEnv().render() is None
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
@@ -189,6 +258,8 @@ def test_render_ansi():
         ({"embedding_dim": 0}, "embedding_dim"),
         ({"horizon": 0}, "horizon"),
         ({"horizon": -3}, "horizon"),
+        ({"max_episode_steps": 0}, "max_episode_steps"),
+        ({"max_episode_steps": 2.5}, "max_episode_steps"),
         ({"reward_noise_sd": -1.0}, "reward_noise_sd"),
         ({"treatment_noise_sd": -0.1}, "treatment_noise_sd"),
         ({"noise_level": 5}, "noise_level"),
@@ -232,9 +303,19 @@ def test_numpy_integer_actions_are_accepted():
 #: the signatures below); the variants' options come from their option tables.
 ENV_ARGUMENTS = [
     Option("variant", "str", "synthetic", '"synthetic", "misspecified" or "cached-llm": the scenario (options below)'),
-    Option("horizon", "int", 1000, "rounds per episode; the episode is truncated after them"),
-    Option("render_mode", "str | None", None, 'None or "ansi" (a one-line text summary); single environment only'),
+    Option("max_episode_steps", "int | None", None,
+           "rounds per episode, then truncated: gym.make and gym.make_vec use 1000 (the registered value, "
+           "env.spec.max_episode_steps) unless given; None (the class constructed directly) = no limit"),
+    Option("horizon", "int | None", None,
+           "the old name of max_episode_steps, still accepted (it wins if both are given); through gym.make it "
+           "cannot lengthen an episode past max_episode_steps, so it warns"),
+    Option("render_mode", "str | None", None,
+           'None, "ansi" (a one-line text summary of the last round) or "rgb_array" (a bar chart of it, '
+           "(96, 16 K + 8, 3) uint8); the vector environment renders one frame per sub-environment"),
     Option("num_envs", "int", 1, "gym.make_vec only: how many sub-environments step together"),
+    Option("seeding", "str", "shared",
+           'the vector entry point only: "shared" (one random stream for the batch, fastest) or "per-env" (one '
+           'per sub-environment, seeded as SyncVectorEnv seeds them: the "sync" mode\'s numbers)'),
 ]
 VARIANT_CODES = {"synthetic": "S", "misspecified": "M", "cached-llm": "C"}
 
@@ -279,8 +360,11 @@ def test_documented_environment_defaults_are_the_signatures():
         for name, param in inspect.signature(cls.__init__).parameters.items():
             if name in defaults:
                 assert param.default == defaults[name], (cls.__name__, name)
-    assert set(inspect.signature(GeneratorMediatedEnv.__init__).parameters) >= {"variant", "horizon", "render_mode"}
-    assert "num_envs" in inspect.signature(GeneratorMediatedVectorEnv.__init__).parameters
+    single = set(inspect.signature(GeneratorMediatedEnv.__init__).parameters)
+    vector = set(inspect.signature(GeneratorMediatedVectorEnv.__init__).parameters)
+    assert single >= {"variant", "max_episode_steps", "horizon", "render_mode"}
+    assert vector >= {"num_envs", "variant", "max_episode_steps", "horizon", "render_mode", "seeding"}
+    assert defaults.keys() <= single | vector
 
 
 @pytest.mark.parametrize("variant", ["synthetic", "misspecified"])

@@ -25,7 +25,7 @@ def test_named_experiments_cover_the_papers_grid():
 @pytest.mark.parametrize("name", PAPER_ORDER)
 def test_every_named_config_makes_its_environment(name):
     for config in load_experiment(name).configs():
-        env = gym.make(ENV_ID, horizon=config.horizon, **config.env)
+        env = gym.make(ENV_ID, max_episode_steps=config.horizon, **config.env)
         env.reset(seed=0)
         if "working_embedding" in config.env:
             assert env.unwrapped.embedding_dim == len(config.env["working_embedding"])

@@ -85,3 +85,25 @@ def test_headline_pogambitts_at_most_half_of_standard_ts():
     print(f"\npoGAMBITTS {s['poGAMBITTS']['mean']:.1f} +- {s['poGAMBITTS']['se']:.1f}, "
           f"StdTS {s['StdTS']['mean']:.1f} +- {s['StdTS']['se']:.1f}")
     assert s["poGAMBITTS"]["mean"] <= 0.5 * s["StdTS"]["mean"]
+
+
+def test_po_and_fo_play_the_argmax_of_their_sampled_scores_drawn_in_the_documented_order():
+    """poGAMBITTS: theta ~ posterior, scored on the bank means; foGAMBITTS: theta, then one treatment mean per
+    action; the action is the argmax (the same draws as before scores were split from acting)."""
+    venv = GeneratorMediatedVectorEnv(num_envs=4)
+    for agent in (PoGAMBITTS.from_env(venv, seed=1, n_offline=10), FoGAMBITTS.from_env(venv, seed=1)):
+        obs, _ = venv.reset(seed=3)
+        a = agent.act(obs)
+        _, r, _, _, info = venv.step(a)
+        agent.update(obs, a, r, info)
+        obs, _ = venv.reset(seed=4)
+        ctx, rows = venv.contexts.index(obs), np.arange(4)
+        twin = np.random.default_rng()
+        twin.bit_generator.state = agent.rng.bit_generator.state
+        theta = agent.model.posterior.sample(twin)
+        if isinstance(agent, PoGAMBITTS):
+            means = agent.treatment_means[rows, ctx]
+        else:
+            means = agent.treatment.sample_mean(twin, rows[:, None], ctx[:, None] * 5 + np.arange(5))
+        assert np.array_equal(agent.act(obs), agent._score(theta, means).argmax(axis=1))
+        assert agent.rng.bit_generator.state == twin.bit_generator.state

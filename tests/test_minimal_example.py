@@ -84,5 +84,5 @@ def test_run_returns_a_nondecreasing_cumulative_regret_and_rejects_bad_arguments
 def test_main_prints_the_final_cumulative_regret(monkeypatch, capsys):
     monkeypatch.setattr("sys.argv", ["pogambitts_minimal.py", "--horizon", "120", "--seed", "3", "--n-offline", "50"])
     minimal.main()
-    expected = minimal.run(gym.make(ENV_ID, horizon=120), horizon=120, seed=3, n_offline=50)[-1]
+    expected = minimal.run(gym.make(ENV_ID, max_episode_steps=120), horizon=120, seed=3, n_offline=50)[-1]
     assert capsys.readouterr().out == f"poGAMBITTS: cumulative regret after 120 rounds = {expected:.2f}\n"

@@ -67,16 +67,6 @@ def test_result_summary_table_and_plot(tmp_path):
     assert (tmp_path / "regret.png").stat().st_size > 1000
 
 
-def test_result_save_writes_one_array_per_agent(tmp_path):
-    res = run_bandit(ENV_ID, {"StdTS": StandardTS, "LinTS": LinearTS}, horizon=20, replications=3,
-                     seed=0, progress=False)
-    res.save(tmp_path / "res.npz")
-    with np.load(tmp_path / "res.npz", allow_pickle=False) as data:
-        assert sorted(data.files) == ["regret/LinTS", "regret/StdTS"]
-        for name, reg in res.cumulative_regret.items():
-            assert np.array_equal(data[f"regret/{name}"], reg)
-
-
 def test_summary_standard_error_is_that_of_the_final_regret():
     reg = np.array([[1.0, 2.0], [1.0, 4.0], [2.0, 9.0]])
     res = BanditResult({"a": reg}, horizon=2, replications=3, seed=0)

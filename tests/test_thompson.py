@@ -51,3 +51,30 @@ def test_linear_ts_learns_one_coefficient_per_arm_block():
     assert plain.model.dim == 5 + F + 1 and inter.model.dim == 5 + F + 5 * F + 1  # arms, context, (a x ctx), 1
     first_round(inter, venv, np.array([1, 3]))
     assert np.array_equal(inter.model.posterior.n, [1.0, 1.0])
+
+
+def test_each_agent_plays_the_argmax_of_its_sampled_scores():
+    """act = argmax of _sample_scores drawn from the agent's own stream; the same draw from another
+    stream is what action_probabilities repeats."""
+    venv = GeneratorMediatedVectorEnv(num_envs=6)
+    for agent in (StandardTS.from_env(venv, seed=3), StandardTS.from_env(venv, seed=3, contextual=True),
+                  LinearTS.from_env(venv, seed=3, interactions=True)):
+        obs, _ = venv.reset(seed=2)
+        first_round(agent, venv, np.array([0, 1, 2, 3, 4, 0]))
+        ctx = venv.contexts.index(obs)
+        twin = np.random.default_rng()
+        twin.bit_generator.state = agent.rng.bit_generator.state
+        scores = agent._sample_scores(ctx, obs.astype(np.float64), twin)
+        assert scores.shape == (6, 5)
+        assert np.array_equal(agent.act(obs), scores.argmax(axis=1))
+        assert agent.rng.bit_generator.state == twin.bit_generator.state  # the same draws, no more
+
+
+def test_standard_ts_with_a_certain_best_arm_plays_it_with_probability_one():
+    venv = GeneratorMediatedVectorEnv(num_envs=2)
+    agent = StandardTS.from_env(venv, seed=0)
+    count = np.full((2, 5), 1e9)
+    mean = np.tile([0.0, 5.0, 1.0, 2.0, 3.0], (2, 1))
+    agent.posterior.load_state({"count": count, "mean": mean, "ssq": count.copy()})
+    obs, _ = venv.reset(seed=0)
+    assert np.array_equal(agent.action_probabilities(obs, n_draws=50), np.tile([0, 1.0, 0, 0, 0], (2, 1)))

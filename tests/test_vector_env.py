@@ -46,7 +46,7 @@ def test_vector_env_deterministic_for_a_seed_and_seeds_differ():
 
 
 def test_vector_env_autoreset_next_step():
-    venv = GeneratorMediatedVectorEnv(num_envs=4, horizon=2)
+    venv = GeneratorMediatedVectorEnv(num_envs=4, max_episode_steps=2)
     venv.reset(seed=0)
     assert not venv.step(np.zeros(4, dtype=int))[3].any()
     assert venv.step(np.zeros(4, dtype=int))[3].all()
@@ -61,7 +61,7 @@ def test_vector_env_agrees_with_single_env_in_distribution():
     venv = GeneratorMediatedVectorEnv(num_envs=n, variant="misspecified", embedding_noise_sd=0.5)
     venv.reset(seed=0)
     _, r_vec, _, _, info_vec = venv.step(np.full(n, 2))
-    env = GeneratorMediatedEnv(variant="misspecified", embedding_noise_sd=0.5, horizon=10 * n)
+    env = GeneratorMediatedEnv(variant="misspecified", embedding_noise_sd=0.5)
     env.reset(seed=1)
     r_single, z_single = [], []
     for _ in range(n):
@@ -89,3 +89,16 @@ def test_vector_env_simulation_access_and_oracle():
     single = GeneratorMediatedEnv()
     assert np.array_equal(venv.expected_rewards(4), single.expected_rewards(4))
     assert venv.expected_rewards(np.array([0, 4])).shape == (2, 5)
+
+
+def test_vector_env_episode_length_by_either_name_and_none_when_constructed_directly():
+    for kwargs in ({"max_episode_steps": 3}, {"horizon": 3}):
+        venv = GeneratorMediatedVectorEnv(num_envs=2, **kwargs)
+        venv.reset(seed=0)
+        assert [bool(venv.step(np.zeros(2, dtype=int))[3].all()) for _ in range(3)] == [False, False, True]
+        assert venv.horizon == venv.max_episode_steps == 3
+    venv = GeneratorMediatedVectorEnv(num_envs=2)
+    venv.reset(seed=0)
+    assert venv.max_episode_steps is None and not any(venv.step(np.zeros(2, dtype=int))[3].any() for _ in range(1100))
+    with pytest.raises(ValueError, match="max_episode_steps"):
+        GeneratorMediatedVectorEnv(num_envs=2, max_episode_steps=0)

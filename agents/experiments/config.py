@@ -26,14 +26,31 @@ An experiment file::
 
 Every config of the grid runs with the same root seed, so configs share their
 random numbers where they can (common random numbers across a sweep).
+
+**An experiment file can run code.** A ``type = "package.module:Name"`` agent
+imports ``package.module`` (and so runs its top-level code) when the experiment
+is validated or run: run experiment files only from sources you trust, as with
+the configs of other research tools that name classes to import. Loading a file
+(:func:`load_experiment`, :meth:`Experiment.from_file`) only parses it. ``Name``
+may be an agent class (with ``from_env``) or a factory function
+``(env, seed, **options) -> agent``, as :func:`agents.run_bandit` accepts.
+
+Before any work starts, :func:`agents.experiments.run_experiments` counts the
+configs without listing them (the product of the sweep lengths) and refuses a
+sweep of more than :data:`MAX_CONFIGS` (10,000) configs unless forced, and
+:meth:`Experiment.validate` estimates the memory of each config (offline banks,
+posteriors, networks, buffers, the results) and refuses one that needs more than
+the memory available (see :func:`estimate_memory`).
 """
 
 from __future__ import annotations
 
 import copy
 import importlib
+import inspect
 import itertools
 import json
+import math
 import re
 import tomllib
 from collections.abc import Mapping
@@ -41,8 +58,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from agents.base import describe_env
+from agents.run import build_agent, make_vector_env
 from agents.sb3 import SB3_ALGORITHMS, SB3_PREFIX, parse_sb3_spec
 from gambit_gym import ENV_ID
+from gambit_gym.progress import progress_bar
 from gambit_gym.validation import check_int
 
 #: Built-in agent types: name -> "module:attribute".
@@ -53,6 +75,8 @@ AGENT_TYPES = {
     "StandardTS": "agents.thompson:StandardTS",
     "LinearTS": "agents.thompson:LinearTS",
 }
+#: Sweeps above this many configs are refused unless forced (``force=True``, ``--force``).
+MAX_CONFIGS = 10_000
 #: Columns of a results file, around one column per swept parameter (which may not reuse these names).
 FIXED_COLUMNS = ("experiment", "config")
 TAIL_COLUMNS = ("agent", "statistic", "round", "replication", "value")
@@ -68,6 +92,8 @@ def definition_key(definition: Mapping[str, Any], key: str | None = None) -> str
     """Canonical text of what fixes the numbers: a definition without its description (or one key of it)."""
     data = definition.get(key) if key is not None else {k: v for k, v in definition.items() if k != "description"}
     return json.dumps(data, sort_keys=True, default=str)
+
+
 TOP_LEVEL_KEYS = {"name", "description", "horizon", "replications", "seed", "block_size", "env", "agents", "sweep",
                   "notes"}
 
@@ -155,8 +181,9 @@ class Experiment:
         env = data["env"]
         if not isinstance(env, Mapping):
             raise _fail(source, "env", f"expected a table of environment options, got {env!r}")
-        if "horizon" in env:
-            raise _fail(source, "env.horizon", "set the horizon with the top-level key 'horizon'")
+        for key in ("horizon", "max_episode_steps"):
+            if key in env:
+                raise _fail(source, f"env.{key}", "set the episode length with the top-level key 'horizon'")
         agents = data["agents"]
         if not isinstance(agents, Mapping) or not agents:
             raise _fail(source, "agents", "expected a non-empty table of [agents.<label>] tables")
@@ -202,8 +229,24 @@ class Experiment:
         return data
 
     # -- the grid --------------------------------------------------------------------------
+    @property
+    def n_configs(self) -> int:
+        """How many configs the grid has: the product of the sweep lengths (nothing is listed)."""
+        return math.prod(len(p.values) for p in self.sweep)
+
+    def check_size(self, force: bool = False) -> int:
+        """The number of configs; a grid of more than :data:`MAX_CONFIGS` is refused unless ``force``."""
+        n = self.n_configs
+        if n > MAX_CONFIGS and not force:
+            lengths = " x ".join(f"{len(p.values)} ({p.name})" for p in self.sweep)
+            raise ExperimentError(f"{self.source}: sweep: {n:,} configs ({lengths}) is more than {MAX_CONFIGS:,}; "
+                                  "shorten the sweep, or force it (--force, force=True)")
+        return n
+
     def configs(self) -> list[Config]:
-        """Every point of the grid, in sweep order (first parameter slowest)."""
+        """Every point of the grid, in sweep order (first parameter slowest).
+
+        This lists them all: count with :attr:`n_configs` (check with :meth:`check_size`) first."""
         out = []
         axes = [range(len(p.values)) for p in self.sweep]
         for choice in itertools.product(*axes):
@@ -224,26 +267,57 @@ class Experiment:
                                                   f"file {c.filename!r}; give them distinct labels")
         return out
 
-    def validate(self) -> None:
-        """Build every config's environment and agents once (on one environment), so a bad option
-        fails now, naming the key, instead of inside a worker hours into a sweep."""
-        import gymnasium as gym
+    def validate(self, check_memory: bool = True, memory_limit: int | None = None, progress: bool = False) -> None:
+        """Build every config's environment and agents once (on a one-row vector environment), so a bad
+        option fails now, naming the key, instead of inside a worker hours into a sweep.
 
-        for config in self.configs():
-            where = f"{self.source}: config {config.config_id}"
-            try:
-                env = gym.make(ENV_ID, horizon=config.horizon, **config.env)
-            except (TypeError, ValueError) as exc:
-                raise ExperimentError(f"{where}: env: {exc}") from exc
+        With ``check_memory`` each config's memory is estimated first (:func:`estimate_memory`) and a
+        config that needs more than ``memory_limit`` bytes (default: :func:`available_memory`, the
+        memory this machine has available; no check where that is unknown) is refused, naming the
+        config, the agent, the parameter and the estimate. This imports the modules of
+        ``"module:Name"`` agent types (see the module docstring). ``progress``: a progress bar (a sweep of
+        thousands of configs takes a minute or more to check)."""
+        if memory_limit is not None:
+            memory_limit = _check_int(None, "memory_limit", memory_limit, 1)
+        elif check_memory:
+            memory_limit = available_memory()
+        configs = self.configs()
+        bar = progress_bar(progress, len(configs), f"checking {self.name}", "config")
+        try:
+            for config in configs:
+                self._validate_config(config, check_memory, memory_limit)
+                if bar is not None:
+                    bar.update(1)
+        finally:
+            if bar is not None:
+                bar.close()
+
+    def _validate_config(self, config: Config, check_memory: bool, memory_limit: int | None) -> None:
+        where = f"{self.source}: config {config.config_id}"
+        try:
+            env = make_vector_env(ENV_ID, 1, config.horizon, config.env)  # as run_bandit makes it
+        except (TypeError, ValueError) as exc:
+            raise ExperimentError(f"{where}: env: {exc}") from exc
+        except Exception as exc:  # e.g. MemoryError: named like the others
+            raise ExperimentError(f"{where}: env: {type(exc).__name__}: {exc}") from exc
+        try:
+            if check_memory and memory_limit is not None:
+                _check_memory(config, env, memory_limit, where)
             for label, spec in config.agents.items():
                 if parse_sb3_spec(spec["type"]) is not None:  # SB3 models are built per replication by run_sb3
                     continue
-                cls = resolve_agent_type(spec["type"])
-                kwargs = {k: v for k, v in spec.items() if k != "type"}
                 try:
-                    cls.from_env(env, seed=0, **kwargs)
+                    kind = resolve_agent_type(spec["type"])
+                except ExperimentError as exc:
+                    raise ExperimentError(f"{where}: agents.{label}.type: {exc}") from exc
+                kwargs = {k: v for k, v in spec.items() if k != "type"}
+                try:  # as run_bandit builds it: a class's from_env, or a factory (env, seed, **options)
+                    build_agent(label, (kind, kwargs), env, np.random.SeedSequence(0))
                 except (TypeError, ValueError) as exc:
                     raise ExperimentError(f"{where}: agents.{label}: {exc}") from exc
+                except Exception as exc:  # a user's agent or factory may fail any way; name it all the same
+                    raise ExperimentError(f"{where}: agents.{label}: {type(exc).__name__}: {exc}") from exc
+        finally:
             env.close()
 
     def definition(self) -> dict[str, Any]:
@@ -289,6 +363,204 @@ def resolve_agent_type(kind: str) -> Any:
         return getattr(importlib.import_module(module), attr)
     except (ImportError, AttributeError) as exc:
         raise ExperimentError(f"agent type {kind!r}: cannot import {target}: {exc}") from exc
+
+
+# -- memory: estimated before any work starts ---------------------------------------------------
+@dataclass(frozen=True)
+class MemoryNeed:
+    """One sizeable allocation of a config: who needs it, the parameter that drives it, and its size.
+
+    ``agent`` is the agent's label, or ``""`` for the results of the whole config."""
+
+    agent: str
+    parameter: str
+    detail: str
+    nbytes: int
+
+
+def available_memory() -> int | None:
+    """Bytes this machine can still give a new job: ``MemAvailable`` of ``/proc/meminfo``, capped by the
+    cgroup (v2) limit of this process where there is one; ``None`` where neither can be read (not Linux)."""
+    available = None
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    available = int(line.split()[1]) * 1024
+                    break
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        used = Path("/sys/fs/cgroup/memory.current").read_text().strip()
+        if limit != "max":
+            room = max(int(limit) - int(used), 0)
+            available = room if available is None else min(available, room)
+    except (OSError, ValueError):
+        pass
+    return available
+
+
+def format_bytes(n: float) -> str:
+    """``1536`` -> ``"1.5 KB"`` (powers of 1024)."""
+    for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
+        if n < 1024 or unit == "PB":
+            return f"{n:.0f} B" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+def _option(kind: Any, spec: Mapping[str, Any], name: str, fallback: Any = None) -> Any:
+    """An agent option as it will run: the config's value, else the default of the class's constructor."""
+    if name in spec:
+        return spec[name]
+    for klass in getattr(kind, "__mro__", ()):
+        init = klass.__dict__.get("__init__")
+        if init is not None:
+            param = inspect.signature(init).parameters.get(name)
+            if param is not None and param.default is not inspect.Parameter.empty:
+                return param.default
+    return fallback
+
+
+def _count(value: Any) -> int | None:
+    """A size option as an int, or None when it is not one (the agent's own check will name it)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _linear_model(label: str, rows: int, p: int, parameter: str) -> MemoryNeed:
+    # the Cholesky factor (rows, p, p) and about two temporaries of its size in an update or a draw
+    return MemoryNeed(label, parameter, f"linear posterior on p = {p:,} features: {rows:,} rows x p^2 x 8 B x 3",
+                      rows * p * p * 8 * 3)
+
+
+def _niw(label: str, rows: int, cells: int, d: int) -> MemoryNeed:
+    return MemoryNeed(label, f"the embedding dimension d = {d} (env)",
+                      f"Normal-Inverse-Wishart posteriors: {rows:,} rows x {cells:,} cells x d^2 = {d * d:,} x 8 B "
+                      "x 1.5", int(rows * cells * (d * d + d + 2) * 8 * 1.5))
+
+
+def _bank_draws(label: str, rows: int, n: int, d: int, name: str = "n_offline") -> MemoryNeed:
+    # one cell's simulated treatments (rows x n, d) in float64, and about three arrays of that size while drawing
+    return MemoryNeed(label, f"{name} = {n:,}", f"simulated treatments of one cell: {rows:,} rows x {n:,} draws x "
+                                                f"{d} dims x 8 B x 4", rows * n * d * 8 * 4)
+
+
+def _agent_memory(label: str, type_name: str, kind: Any, spec: Mapping[str, Any], rows: int,
+                  dims: Mapping[str, Any]) -> list[MemoryNeed]:
+    """The large allocations of one built-in agent (none for other agents: their sizes are unknown)."""
+    K, F, d = dims["n_actions"], dims["obs_dim"], dims["embedding_dim"] or 0
+    C = dims["contexts"].n_contexts if dims["contexts"] is not None else 1
+    opt = lambda name, fallback=None: _option(kind, spec, name, fallback)  # noqa: E731
+    needs: list[MemoryNeed] = []
+    use_context = bool(opt("use_context", True))
+    if type_name == "StandardTS":
+        cells = (C if opt("contextual", False) else 1) * K
+        needs.append(MemoryNeed(label, f"env.n_actions = {K}", f"Normal-Gamma posteriors: {rows:,} rows x "
+                                f"{cells:,} cells x 3 x 8 B", rows * cells * 3 * 8))
+    elif type_name == "LinearTS":
+        p = K + (F if use_context else 0) + (K * F if opt("interactions", False) else 0) + 1
+        needs.append(_linear_model(label, rows, p, f"env.n_actions = {K}"))
+    elif type_name in ("PoGAMBITTS", "FoGAMBITTS"):
+        p = d + (F if use_context else 0) + (K - 1 if opt("hedged", False) else 0) + 1
+        needs.append(_linear_model(label, rows, p, f"the embedding dimension d = {d} (env)"))
+        if type_name == "FoGAMBITTS":
+            needs.append(_niw(label, rows, C * K, d))
+        elif (n := _count(opt("n_offline"))) is not None and opt("treatment_means") is None:
+            needs.append(_bank_draws(label, rows, n, d))
+    elif type_name == "EnsembleGAMBITTS":
+        M, H, B = _count(opt("n_members")), _count(opt("hidden")), _count(opt("buffer_size"))
+        batch = _count(opt("batch_size"))
+        D = d + (F if use_context else 0)
+        if M is not None and H is not None:  # weights, two Adam moments, gradients, one temporary: float32
+            needs.append(MemoryNeed(label, f"n_members x hidden = {M:,} x {H:,}", f"networks: {rows:,} rows x "
+                                    f"{M:,} members x {D * H + 2 * H + 1:,} weights x 4 B x 5",
+                                    rows * M * (D * H + 2 * H + 1) * 4 * 5))
+        if M is not None and B is not None:
+            needs.append(MemoryNeed(label, f"buffer_size = {B:,}", f"replay buffer: {rows:,} rows x {B:,} x "
+                                    f"({D} inputs x 4 B + 8 B + {M:,} members x 8 B)", rows * B * (D * 4 + 8 + M * 8)))
+        if M is not None and batch is not None:
+            needs.append(MemoryNeed(label, f"batch_size = {batch:,}", f"minibatch: {rows:,} rows x {M:,} members x "
+                                    f"{batch:,} x ({D} x 4 B + 16 B)", rows * M * batch * (D * 4 + 16)))
+        needs.append(_linear_model(label, rows, D + 1, f"the embedding dimension d = {d} (env)"))
+        simulation = opt("simulation")
+        if simulation is None:
+            simulation = dims["simulator"] is not None
+        if simulation and (n := _count(opt("n_offline"))) is not None:
+            bank = rows * C * K * n * d * 4
+            n_act = min(n, _count(opt("n_score")) or n)
+            acting = rows * K * n_act * (d * 8 + D * 12)  # the draws scored each round, as float64 and inputs
+            draws = _bank_draws(label, rows, n, d)
+            needs.append(MemoryNeed(label, f"n_offline = {n:,}", f"offline bank: {rows:,} rows x {C * K:,} cells "
+                                    f"x {n:,} draws x {d} dims x 4 B, + {format_bytes(draws.nbytes)} drawing a cell "
+                                    f"+ {format_bytes(acting)} scoring a round", bank + draws.nbytes + acting))
+        elif not simulation:
+            needs.append(_niw(label, rows, C * K, d))
+            if (n_mc := _count(opt("n_mc"))) is not None:
+                needs.append(MemoryNeed(label, f"n_mc = {n_mc:,}", f"Monte-Carlo draws scored each round: {rows:,} "
+                                        f"rows x {K} actions x {n_mc:,} x ({d} x 8 B + {D} x 12 B)",
+                                        rows * K * n_mc * (d * 8 + D * 12)))
+    return needs
+
+
+def estimate_memory(config: Config, env: Any) -> tuple[int, list[MemoryNeed]]:
+    """Peak memory of running ``config``, estimated before it runs, and its large allocations.
+
+    ``env``: the config's environment (any number of rows), for its sizes. Counted: the results
+    (``replications x horizon`` regrets per agent, and their CSV text), and for the built-in
+    agents their offline banks (replications x draws x cells x dimension), linear posteriors
+    (p^2 per replication), Normal-Inverse-Wishart posteriors (d^2 per cell and replication),
+    ensemble networks (members x hidden x inputs, with Adam moments), replay buffers and
+    minibatches; "replications" means one block (``block_size``) of them. Agents run one after
+    another, so the peak is the results plus the largest agent. Other agents (Stable-Baselines3,
+    your own) count as zero: their sizes are unknown here. Estimates are within a small factor:
+    they are meant to catch a config that cannot fit, not to budget tightly.
+
+    Example:
+        >>> import gymnasium as gym, gambit_gym
+        >>> from agents.experiments import Experiment
+        >>> from agents.experiments.config import estimate_memory, format_bytes
+        >>> exp = Experiment.from_dict({"name": "big", "horizon": 100, "replications": 250,
+        ...     "env": {}, "agents": {"po": {"type": "PoGAMBITTS", "n_offline": 10_000_000}}})
+        >>> total, needs = estimate_memory(exp.configs()[0], gym.make("GeneratorMediated-v0"))
+        >>> biggest = max(needs, key=lambda n: n.nbytes)
+        >>> biggest.agent, biggest.parameter, format_bytes(biggest.nbytes)
+        ('po', 'n_offline = 10,000,000', '223.5 GB')
+    """
+    dims = describe_env(env)
+    rows = min(config.block_size or config.replications, config.replications)
+    n_agents = len(config.agents)
+    results = n_agents * (config.replications * config.horizon * 8 * 2 + 2 * config.horizon * 80)
+    needs = [MemoryNeed("", f"horizon x replications = {config.horizon:,} x {config.replications:,}",
+                        f"results: {n_agents} agents x {config.replications:,} replications x {config.horizon:,} "
+                        "rounds x 8 B x 2, and their CSV text", results)]
+    largest = 0
+    for label, spec in config.agents.items():
+        type_name = spec["type"]
+        if type_name not in AGENT_TYPES:
+            continue
+        agent = _agent_memory(label, type_name, resolve_agent_type(type_name), spec, rows, dims)
+        needs += agent
+        largest = max(largest, sum(n.nbytes for n in agent))
+    return results + largest, needs
+
+
+def _check_memory(config: Config, env: Any, limit: int, where: str) -> None:
+    total, needs = estimate_memory(config, env)
+    if total <= limit:
+        return
+    by_agent: dict[str, int] = {}
+    for n in needs:
+        by_agent[n.agent] = by_agent.get(n.agent, 0) + n.nbytes
+    culprit = max(by_agent, key=by_agent.__getitem__)
+    worst = max((n for n in needs if n.agent == culprit), key=lambda n: n.nbytes)
+    who = f"agents.{culprit}" if culprit else "results"
+    raise ExperimentError(
+        f"{where}: {who}: {worst.parameter} needs about {format_bytes(worst.nbytes)} ({worst.detail}); the config "
+        f"needs about {format_bytes(total)} in all, more than the {format_bytes(limit)} of memory available. "
+        "Make it smaller (fewer replications per block with block_size, or a smaller parameter), or skip this "
+        "check (--no-memory-check, check_memory=False)"
+    )
 
 
 def _parse_sweep(sweep: Any, exp: Experiment, source: str) -> list[SweepParameter]:

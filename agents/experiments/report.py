@@ -29,18 +29,25 @@ import numpy as np
 from agents.experiments.config import PAPER_ORDER, RESERVED_PARAMS, config_id
 from agents.experiments.findings import Finding, FindingCheck, fmt_final
 from agents.experiments.paper import FINDINGS
-from agents.experiments.runner import read_results, write_atomic
+from agents.experiments.runner import read_columns, write_atomic
+from agents.plotting import agent_colors, pyplot
 from agents.results import standard_error
 
 
 @dataclass
 class AgentCurve:
-    """One agent's numbers in one config: mean and SE of the cumulative regret per round, final regrets."""
+    """One agent's numbers in one config: mean and SE of the cumulative regret per round, final regrets.
+
+    ``regret`` ``(replications, len(regret_rounds))``: each replication's cumulative regret at the
+    rounds ``regret_rounds`` (see :func:`agents.experiments.runner.regret_rounds`); ``None`` for
+    results files written before the runner kept them."""
 
     mean: np.ndarray
     se: np.ndarray
     final: np.ndarray
     seconds: float
+    regret: np.ndarray | None = None
+    regret_rounds: np.ndarray | None = None
 
     @property
     def final_mean(self) -> float:
@@ -96,19 +103,21 @@ def load_results(root: str | Path) -> dict[str, ExperimentResults]:
         configs = []
         for path in sorted(folder.glob("*.csv")):
             try:
-                rows = read_results(path)
+                cols = read_columns(path)
             except (KeyError, ValueError):  # not a results file of the runner (a user's own CSV)
                 continue
-            if not rows or not RESERVED_PARAMS <= set(rows[0]):
+            if not RESERVED_PARAMS <= set(cols) or not len(cols["value"]):
                 continue
-            params = {k: v for k, v in rows[0].items() if k not in RESERVED_PARAMS}
-            cfg = ConfigResult(rows[0]["config"], params)
-            by_agent: dict[str, dict[str, list]] = {}
-            for row in rows:
-                by_agent.setdefault(row["agent"], {}).setdefault(row["statistic"], []).append(row["value"])
-            for agent, stats in by_agent.items():
-                cfg.agents[agent] = AgentCurve(np.asarray(stats["mean"]), np.asarray(stats["se"]),
-                                               np.asarray(stats["final"]), float(stats["seconds"][0]))
+            params = {k: str(v[0]) for k, v in cols.items() if k not in RESERVED_PARAMS}
+            cfg = ConfigResult(str(cols["config"][0]), params)
+            for agent in dict.fromkeys(cols["agent"].tolist()):
+                mine = cols["agent"] == agent
+                stat, value = cols["statistic"][mine], cols["value"][mine]
+                regret = stat == "regret"
+                cfg.agents[agent] = AgentCurve(value[stat == "mean"], value[stat == "se"], value[stat == "final"],
+                                               float(value[stat == "seconds"][0]),
+                                               *_replication_curves(cols["replication"][mine][regret],
+                                                                    cols["round"][mine][regret], value[regret]))
             configs.append(cfg)
         order = _grid_order(definition)
         configs.sort(key=lambda c: order.get(c.config_id, len(order)))
@@ -119,6 +128,16 @@ def load_results(root: str | Path) -> dict[str, ExperimentResults]:
     return {n: out[n] for n in names}
 
 
+def _replication_curves(reps: np.ndarray, rounds: np.ndarray, values: np.ndarray) -> tuple[np.ndarray | None, ...]:
+    """``regret`` rows -> ``(regret (replications, rounds), rounds)``; ``(None, None)`` without such rows."""
+    if not len(values):  # a file written before the runner kept per-replication curves
+        return None, None
+    round_values, round_index = np.unique(rounds, return_inverse=True)
+    regret = np.full((int(reps.max()) + 1, len(round_values)), np.nan)
+    regret[reps, round_index] = values
+    return regret, round_values
+
+
 def _grid_order(definition: dict[str, Any]) -> dict[str, int]:
     sweep = definition.get("sweep", [])
     combos = itertools.product(*[p["labels"] for p in sweep])
@@ -126,83 +145,125 @@ def _grid_order(definition: dict[str, Any]) -> dict[str, int]:
 
 
 # -- plots ------------------------------------------------------------------------------------
-def _plt():
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as exc:  # pragma: no cover - exercised only without the extra
-        raise ImportError('plots need matplotlib: pip install "gambit-gym[plots]"') from exc
-    return plt
+def _agents(exp: ExperimentResults) -> list[str]:
+    """Every agent label of the experiment, in the order of its definition."""
+    return list(dict.fromkeys(a for c in exp.configs for a in c.agents))
 
 
 def plot_regret(exp: ExperimentResults, path: Path) -> Path:
-    """Cumulative regret against round with 95% bands, one panel per config."""
-    plt = _plt()
+    """Cumulative regret against round with 95% bands, one panel per config; one legend below the panels."""
+    return _save(regret_figure(exp), path)
+
+
+def plot_final(exp: ExperimentResults, path: Path) -> Path | None:
+    """Final regret (mean +- 1.96 SE) against each swept parameter (see :func:`final_figure`); None without a
+    sweep."""
+    fig = final_figure(exp)
+    return None if fig is None else _save(fig, path)
+
+
+def _save(fig: Any, path: Path) -> Path:
+    fig.savefig(path, dpi=110, bbox_inches="tight")  # "tight" keeps the legends outside the axes in the file
+    pyplot().close(fig)
+    return path
+
+
+def regret_figure(exp: ExperimentResults) -> Any:
+    """The figure of :func:`plot_regret` (a matplotlib ``Figure``), to show or change before saving."""
+    plt = pyplot()
     n = len(exp.configs)
     cols = min(n, 5)
     rows = math.ceil(n / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.0 * rows), squeeze=False, sharey=False)
+    colors = agent_colors(_agents(exp))
     for ax, cfg in zip(axes.ravel(), exp.configs):
-        for i, (agent, c) in enumerate(cfg.agents.items()):
+        for agent, c in cfg.agents.items():
             t = np.arange(1, len(c.mean) + 1)
-            ax.plot(t, c.mean, label=agent, color=f"C{i}", lw=1.2)
-            ax.fill_between(t, c.mean - 1.96 * c.se, c.mean + 1.96 * c.se, color=f"C{i}", alpha=0.2, lw=0)
+            ax.plot(t, c.mean, label=agent, color=colors[agent], lw=1.2)
+            ax.fill_between(t, c.mean - 1.96 * c.se, c.mean + 1.96 * c.se, color=colors[agent], alpha=0.2, lw=0)
+        ax.set_xlim(1, max(len(c.mean) for c in cfg.agents.values()))
         ax.set_title(cfg.config_id, fontsize=9)
         ax.set_xlabel("round", fontsize=8)
         ax.tick_params(labelsize=7)
     for ax in axes.ravel()[n:]:
         ax.axis("off")
-    axes[0, 0].set_ylabel("cumulative pseudo-regret", fontsize=8)
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), fontsize=8, frameon=False)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("cumulative pseudo-regret", fontsize=8)
+    # every agent of the experiment, even one missing from the first panel
+    handles = [plt.Line2D([], [], color=colors[a], lw=2) for a in colors]
+    fig.legend(handles, list(colors), loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(len(colors), 6),
+               fontsize=8, frameon=False)
     fig.suptitle(f"{exp.name}: mean and 95% band", fontsize=10)
-    fig.tight_layout(rect=(0, 0.06, 1, 0.97))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    fig.tight_layout()
+    return fig
 
 
-def plot_final(exp: ExperimentResults, path: Path) -> Path | None:
-    """Final regret (mean +- 1.96 SE) against each swept parameter, one line per agent."""
+def _x_positions(labels: Sequence[str]) -> tuple[np.ndarray, str]:
+    """Where a swept parameter's values sit on the x axis, and the scale: its numbers (a log scale when they are
+    positive and span a factor of 10 or more), or the positions 0, 1, ... when any label is not a number."""
+    if not all(_is_number(lab) for lab in labels):
+        return np.arange(len(labels), dtype=float), "linear"
+    xs = np.array([float(lab) for lab in labels])
+    if len(xs) > 1 and xs.min() > 0 and xs.max() / xs.min() >= 10:
+        return xs, "log"
+    return xs, "linear"
+
+
+def _dodge(xs: np.ndarray, scale: str, i: int, n: int) -> np.ndarray:
+    """Shift agent ``i`` of ``n`` sideways by a fraction of the smallest gap, so error bars do not overlap."""
+    u = np.log10(xs) if scale == "log" else xs
+    gaps = np.diff(np.unique(u))
+    step = 0.06 * (gaps.min() if len(gaps) else 1.0)
+    u = u + (i - (n - 1) / 2) * step
+    return 10**u if scale == "log" else u
+
+
+def final_figure(exp: ExperimentResults) -> Any:
+    """Final regret (mean +- 1.96 SE) against each swept parameter, one panel per parameter: colour = agent,
+    line style = the values of the other swept parameters; the swept values are the ticks (categories at
+    0, 1, ... when not numbers), and the legend sits below each panel. None when nothing is swept."""
     sweep = exp.definition.get("sweep", [])
     if not sweep:
         return None
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(sweep), figsize=(5.5 * len(sweep), 3.8), squeeze=False)
+    agents = _agents(exp)
+    colors = agent_colors(agents)
+    styles = ["-", "--", ":", "-."]
     for ax, param in zip(axes[0], sweep):
         labels = param["labels"]
-        numeric = all(_is_number(lab) for lab in labels)
-        xs = [float(lab) for lab in labels] if numeric else list(range(len(labels)))
-        agents = list(dict.fromkeys(a for c in exp.configs for a in c.agents))
+        xs, scale = _x_positions(labels)
         others = [q for q in sweep if q["name"] != param["name"]]
         # with several swept parameters: one line per agent and combination of the others
         combos = [dict(zip([q["name"] for q in others], combo))
                   for combo in itertools.product(*[q["labels"] for q in others])]
-        styles = ["-", "--", ":", "-."]
         for j, combo in enumerate(combos):
-            suffix = " [" + ", ".join(f"{k}={v}" for k, v in combo.items()) + "]" if combo else ""
             for i, agent in enumerate(agents):
                 pts = []
-                for x, lab in zip(xs, labels):
+                for x, lab in zip(_dodge(xs, scale, i, len(agents)), labels):
                     cfg = exp.config(**{param["name"]: lab}, **combo)
                     if cfg is not None and agent in cfg.agents:
                         pts.append((x, cfg.agents[agent].final_mean, cfg.agents[agent].final_se))
                 if pts:
                     x, m, s = map(np.asarray, zip(*pts))
-                    ax.errorbar(x, m, yerr=1.96 * s, marker="o", ms=4, capsize=3, label=agent + suffix,
-                                color=f"C{i}", linestyle=styles[j % len(styles)])
-        if not numeric:
-            ax.set_xticks(xs, labels)
+                    ax.errorbar(x, m, yerr=1.96 * s, marker="o", ms=4, capsize=3, color=colors[agent],
+                                linestyle=styles[j % len(styles)], lw=1.2)
+        ax.set_xscale(scale)
+        ax.set_xticks(xs, labels)
+        ax.xaxis.set_minor_locator(plt.NullLocator())
         ax.set_xlabel(param["name"])
         ax.set_ylabel("final cumulative regret")
-        ax.legend(fontsize=8)
+        handles = [plt.Line2D([], [], color=colors[a], marker="o", ms=4, lw=1.2) for a in agents]
+        names = list(agents)
+        if len(combos) > 1:
+            handles += [plt.Line2D([], [], color="0.3", lw=1.2, linestyle=styles[j % len(styles)])
+                        for j in range(len(combos))]
+            names += [", ".join(f"{k}={v}" for k, v in combo.items()) for combo in combos]
+        ax.legend(handles, names, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=min(len(names), 3),
+                  fontsize=8, frameon=False)
     fig.suptitle(f"{exp.name}: final regret (mean +- 1.96 SE)", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return fig
 
 
 def _is_number(text: str) -> bool:

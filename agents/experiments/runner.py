@@ -13,12 +13,33 @@ Results layout::
 
     OUT/<experiment>/experiment.json        the definition (checked on resume)
     OUT/<experiment>/<param=label,...>.csv  one file per config
+    OUT/<experiment>/.lock                  held (flock) by the runner writing this folder
 
 CSV columns: ``experiment, config, <one column per swept parameter>, agent,
 statistic, round, replication, value`` with ``statistic`` one of ``mean`` and
 ``se`` (cumulative pseudo-regret per round, over replications), ``final`` (the
-final cumulative regret of each replication) and ``seconds`` (wall time of the
-agent's runs).
+final cumulative regret of each replication), ``seconds`` (wall time of the
+agent's runs) and ``regret`` (the cumulative pseudo-regret of each replication
+at the rounds of :func:`regret_rounds`: every round up to 100, else rounds 1-10
+and 90 log-spaced rounds up to the horizon, the last round always included).
+Files written before ``regret`` rows existed hold the other four statistics.
+
+Reliability:
+
+* One runner per experiment folder: a runner holds an advisory lock
+  (``fcntl.flock`` on ``OUT/<experiment>/.lock``, which records its pid) while it
+  runs, and a second runner on the same folder is refused at once with an error
+  naming the folder and the holder's pid (it does not wait). Temporary files carry
+  their writer's pid and a random token and are removed by their writer; leftovers
+  of a killed runner are removed only by a runner holding the lock.
+* Worker processes (``backend="process"``) die with the runner, whatever ends it
+  (Ctrl-C, SIGTERM, SIGKILL): on Linux the kernel kills them when the runner dies
+  (``PR_SET_PDEATHSIG``), and elsewhere each checks every half second that its
+  parent still lives.
+* Ctrl-C (``KeyboardInterrupt``) stops the running configs at once, without waiting
+  for them, keeps every finished config, and raises :class:`ExperimentInterrupted`
+  (a ``KeyboardInterrupt``) saying how many were saved; rerunning the same command
+  resumes. The command line treats SIGTERM the same way.
 """
 
 from __future__ import annotations
@@ -28,10 +49,17 @@ import io
 import json
 import logging
 import os
-from collections.abc import Callable, Iterable, Sequence
-from contextlib import contextmanager
+import secrets
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from agents.experiments.config import (
     FIXED_COLUMNS,
@@ -73,6 +101,32 @@ def _one_thread():
             torch.set_num_threads(before)
 
 
+#: ``regret`` rows: every round up to this horizon; beyond it, a log grid of as many rounds.
+REGRET_ROUNDS = 100
+
+
+def regret_rounds(horizon: int) -> np.ndarray:
+    """The rounds at which each replication's cumulative regret is written (``regret`` rows).
+
+    Every round when ``horizon <= 100``; otherwise rounds 1-10 and 90 log-spaced rounds from 10
+    to ``horizon``, rounded to whole rounds (those that round to the same round count once), always
+    ending at ``horizon``: at most 100 rounds per replication, dense early where the curves bend.
+
+    Example:
+        >>> regret_rounds(5).tolist()
+        [1, 2, 3, 4, 5]
+        >>> r = regret_rounds(1000)
+        >>> len(r) <= 100, r[:12].tolist(), r[-3:].tolist()
+        (True, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], [903, 950, 1000])
+    """
+    horizon = check_int("horizon", horizon, 1)
+    if horizon <= REGRET_ROUNDS:
+        return np.arange(1, horizon + 1)
+    dense = 10
+    logs = np.rint(np.geomspace(dense, horizon, REGRET_ROUNDS - dense + 1)).astype(np.int64)
+    return np.unique(np.concatenate([np.arange(1, dense + 1), logs, [horizon]]))
+
+
 def run_config(config: Config) -> dict[str, Any]:
     """Run one config; returns plain arrays (cheap to send back from a worker)."""
     agents = {}
@@ -82,20 +136,22 @@ def run_config(config: Config) -> dict[str, Any]:
     with _one_thread():
         res = run_bandit(ENV_ID, agents, horizon=config.horizon, replications=config.replications, seed=config.seed,
                          env_kwargs=config.env, block_size=config.block_size, progress=False)
+    rounds = regret_rounds(config.horizon) - 1
     out = {}
     for label, reg in res.cumulative_regret.items():
         out[label] = {"mean": reg.mean(axis=0), "se": standard_error(reg, axis=0), "final": reg[:, -1].copy(),
-                      "seconds": res.seconds[label]}
+                      "seconds": res.seconds[label], "regret": reg[:, rounds]}
     return out
 
 
 def config_table(config: Config, result: dict[str, Any]) -> str:
-    """The tidy CSV text of one finished config."""
+    """The tidy CSV text of one finished config (``regret`` rows where ``result`` has them)."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     params = list(config.params)
     writer.writerow([*FIXED_COLUMNS, *params, *TAIL_COLUMNS])
     head = [config.experiment, config.config_id, *(config.params[p] for p in params)]
+    rounds = regret_rounds(config.horizon).tolist()
     for agent, r in result.items():
         for stat in ("mean", "se"):
             for t, v in enumerate(r[stat], start=1):
@@ -103,24 +159,71 @@ def config_table(config: Config, result: dict[str, Any]) -> str:
         for i, v in enumerate(r["final"]):
             writer.writerow([*head, agent, "final", config.horizon, i, repr(float(v))])
         writer.writerow([*head, agent, "seconds", "", "", repr(float(r["seconds"]))])
+        if "regret" in r:
+            for i, curve in enumerate(r["regret"]):
+                for t, v in zip(rounds, curve.tolist(), strict=True):
+                    writer.writerow([*head, agent, "regret", t, i, repr(v)])
     return buf.getvalue()
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that ``path`` is either absent or complete."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    """Write ``text`` to ``path`` so that ``path`` is either absent or complete.
+
+    The temporary file (``.<name>.<pid>-<token>.tmp`` beside ``path``) is this writer's alone, and
+    it removes it if the write fails."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
-def _prepare(experiment: Experiment, out: Path) -> Path:
+LOCK_NAME = ".lock"
+
+
+class FolderBusyError(ExperimentError):
+    """Another live runner holds the experiment folder's lock."""
+
+
+@contextmanager
+def folder_lock(folder: Path) -> Iterator[None]:
+    """Hold ``folder/.lock`` (an exclusive ``flock``) for one runner; refuse at once if another holds it.
+
+    The lock file keeps the holder's pid, for the error message; the kernel releases the lock
+    when its holder exits, however it exits. Without ``fcntl`` (Windows) nothing is locked."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            raise FolderBusyError(
+                f"{folder}: another runner (pid {holder}) is running this experiment into this folder; "
+                "wait for it to finish (then rerun to pick up anything left) or use another --out folder"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _prepare(experiment: Experiment, out: Path, locks: ExitStack) -> Path:
     folder = out / experiment.name
     folder.mkdir(parents=True, exist_ok=True)
-    for stale in folder.glob(".*.tmp"):  # left by a run killed mid-write; never a results file
-        stale.unlink()
+    locks.enter_context(folder_lock(folder))
+    for stale in folder.glob(".*.tmp"):  # we hold the lock: left by a runner that was killed mid-write
+        stale.unlink(missing_ok=True)
     meta = folder / "experiment.json"
     definition = experiment.definition()
     if meta.exists() and any(folder.glob("*.csv")):
@@ -146,6 +249,18 @@ def _cost(config: Config) -> float:
     return config.horizon * config.replications * weight * (1 + k / 20)
 
 
+class ExperimentInterrupted(KeyboardInterrupt):
+    """A run stopped by Ctrl-C (or SIGTERM at the command line): the finished configs are saved.
+
+    Attributes: ``saved`` (configs finished and written by this run), ``unfinished`` (configs
+    stopped or not started; a rerun of the same command runs them), ``folders`` (the experiments'
+    results folders)."""
+
+    def __init__(self, saved: int, unfinished: int, folders: Sequence[Path]) -> None:
+        super().__init__(f"interrupted: {saved} config(s) saved, {unfinished} unfinished")
+        self.saved, self.unfinished, self.folders = saved, unfinished, list(folders)
+
+
 def run_experiments(
     experiments: Sequence[Experiment],
     out: str | Path = "results",
@@ -154,15 +269,26 @@ def run_experiments(
     address: str | None = None,
     progress: bool = True,
     on_done: Callable[[Config, Path], None] | None = None,
+    force: bool = False,
+    check_memory: bool = True,
+    memory_limit: int | None = None,
 ) -> dict[str, list[Path]]:
     """Run every config not yet on disk; returns experiment name -> its config files (grid order).
 
     Args:
         experiments: the experiments (see :func:`~agents.experiments.config.load_experiment`).
-        out: results root; each experiment writes to ``out/<name>/``.
+        out: results root; each experiment writes to ``out/<name>/``, which one runner at a time may
+            write (another runner on it is refused with :class:`FolderBusyError`).
         backend: ``"process"`` (local processes, default), ``"serial"`` (this process) or
             ``"ray"`` (Ray tasks; ``address`` as for ``ray.init``, e.g. ``"auto"``).
         workers: local processes (default: the number of CPUs).
+        force: run a sweep of more than :data:`~agents.experiments.config.MAX_CONFIGS` configs.
+        check_memory, memory_limit: refuse a config whose estimated memory exceeds ``memory_limit``
+            bytes (default: the memory this machine has available); see
+            :meth:`~agents.experiments.config.Experiment.validate`.
+
+    Raises:
+        ExperimentInterrupted: on Ctrl-C; the finished configs are saved, the running ones stopped.
 
     Example:
         >>> import tempfile
@@ -180,47 +306,60 @@ def run_experiments(
         check_int("workers", workers, minimum=1)
     if len({e.name for e in experiments}) != len(experiments):
         raise ValueError("experiments: two experiments share a name; their results would collide")
+    for exp in experiments:  # counted, not listed: a huge sweep is refused before anything is built
+        exp.check_size(force)
     out = Path(out)
-    files: dict[str, list[Path]] = {}
-    todo: list[tuple[Config, Path]] = []
-    for exp in experiments:
-        exp.validate()  # a bad option fails here, naming its key, not inside a worker
-        folder = _prepare(exp, out)
-        files[exp.name] = []
-        for config in exp.configs():
-            path = folder / config.filename
-            files[exp.name].append(path)
-            if not path.exists():
-                todo.append((config, path))
-    todo.sort(key=lambda cp: -_cost(cp[0]))
-    bar = _bar(progress, len(todo), sum(len(v) for v in files.values()) - len(todo))
+    with ExitStack() as locks:  # each experiment folder is locked until the run ends
+        files: dict[str, list[Path]] = {}
+        todo: list[tuple[Config, Path]] = []
+        for exp in experiments:
+            # a bad option or a config too big fails here, naming its key, before anything runs
+            exp.validate(check_memory=check_memory, memory_limit=memory_limit,
+                         progress=progress and exp.n_configs > 100)
+            folder = _prepare(exp, out, locks)
+            files[exp.name] = []
+            for config in exp.configs():
+                path = folder / config.filename
+                files[exp.name].append(path)
+                if not path.exists():
+                    todo.append((config, path))
+        todo.sort(key=lambda cp: -_cost(cp[0]))
+        bar = _bar(progress, len(todo), sum(len(v) for v in files.values()) - len(todo))
 
-    failures: list[str] = []
+        failures: list[str] = []
+        saved = 0
 
-    def finish(config: Config, path: Path, result: dict[str, Any] | BaseException) -> None:
-        if isinstance(result, BaseException):  # the other configs go on; the failures are raised at the end
-            failures.append(f"{config.experiment}/{config.config_id}: {type(result).__name__}: {result}")
+        def finish(config: Config, path: Path, result: dict[str, Any] | BaseException) -> None:
+            nonlocal saved
+            if isinstance(result, BaseException):  # the other configs go on; the failures are raised at the end
+                failures.append(f"{config.experiment}/{config.config_id}: {type(result).__name__}: {result}")
+                if bar is not None:
+                    bar.update(1)
+                return
+            write_atomic(path, config_table(config, result))
+            saved += 1
             if bar is not None:
+                bar.set_postfix_str(f"{config.experiment}/{config.config_id}", refresh=False)
                 bar.update(1)
-            return
-        write_atomic(path, config_table(config, result))
-        if bar is not None:
-            bar.set_postfix_str(f"{config.experiment}/{config.config_id}", refresh=False)
-            bar.update(1)
-        if on_done is not None:
-            on_done(config, path)
+            if on_done is not None:
+                on_done(config, path)
 
-    try:
-        if backend == "serial" or not todo:
-            for config, path in todo:
-                finish(config, path, _attempt(config))
-        elif backend == "process":
-            _run_processes(todo, workers, finish)
-        else:
-            _run_ray(todo, address, finish)
-    finally:
-        if bar is not None:
-            bar.close()
+        try:
+            if backend == "serial" or not todo:
+                for config, path in todo:
+                    finish(config, path, _attempt(config))
+            elif backend == "process":
+                _run_processes(todo, workers, finish)
+            else:
+                _run_ray(todo, address, finish)
+        except KeyboardInterrupt as exc:
+            if isinstance(exc, ExperimentInterrupted):
+                raise
+            folders = [out / e.name for e in experiments]
+            raise ExperimentInterrupted(saved, len(todo) - saved - len(failures), folders) from None
+        finally:
+            if bar is not None:
+                bar.close()
     if failures:
         raise RuntimeError(f"{len(failures)} config(s) failed (the others are saved; rerun to retry only these):\n"
                            + "\n".join(failures))
@@ -239,6 +378,44 @@ def run_experiment(experiment: Experiment, out: str | Path = "results", **kwargs
     return run_experiments([experiment], out, **kwargs)[experiment.name]
 
 
+# -- local worker processes ---------------------------------------------------------------------
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def _worker_init(parent: int) -> None:
+    """Start of each worker process: Ctrl-C is the runner's to handle, and the worker dies with the runner."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:  # the kernel sends SIGKILL to this worker when its parent dies, even by SIGKILL
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+    # everywhere (and for a parent that died before prctl): re-parented means orphaned
+    threading.Thread(target=_watch_parent, args=(parent,), name="watch-parent", daemon=True).start()
+
+
+def _watch_parent(parent: int, every: float = 0.5) -> None:
+    while os.getppid() == parent:
+        time.sleep(every)
+    os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
+
+
+@contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """Ignore Ctrl-C while worker processes start: they inherit the ignored SIGINT, so a Ctrl-C during
+    their start-up (before ``_worker_init`` runs) cannot print a traceback from each of them."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+
+
 def _run_processes(todo: Iterable[tuple[Config, Path]], workers: int | None, finish) -> None:
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -246,19 +423,32 @@ def _run_processes(todo: Iterable[tuple[Config, Path]], workers: int | None, fin
     todo = list(todo)
     n = min(workers or os.cpu_count() or 1, len(todo))
     # spawn: a clean interpreter per worker (no forked torch or BLAS thread state)
-    with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn")) as pool:
-        pending = {pool.submit(run_config, config): (config, path) for config, path in todo}
-        try:
-            while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    config, path = pending.pop(future)
-                    exc = future.exception()
-                    finish(config, path, exc if exc is not None else future.result())
-        except BaseException:
-            for future in pending:
-                future.cancel()
-            raise
+    pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init,
+                               initargs=(os.getpid(),))
+    try:
+        with _sigint_ignored():  # workers start on submit
+            pending = {pool.submit(run_config, config): (config, path) for config, path in todo}
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                config, path = pending.pop(future)
+                exc = future.exception()
+                finish(config, path, exc if exc is not None else future.result())
+    except BaseException:
+        _stop_workers(pool)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _stop_workers(pool: Any) -> None:
+    """Kill the pool's workers now: running configs are abandoned, not waited for."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())  # no public handle before Python 3.14
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in processes:
+        if proc.is_alive():
+            proc.kill()
+    for proc in processes:
+        proc.join(timeout=5)
 
 
 def _run_ray(todo: Iterable[tuple[Config, Path]], address: str | None, finish) -> None:
@@ -296,13 +486,32 @@ def _bar(enabled: bool, total: int, skipped: int):
     return progress_bar(enabled, total, desc, "config", smoothing=0.0)
 
 
+def read_columns(path: str | Path) -> dict[str, np.ndarray]:
+    """One results CSV as columns: ``value`` float64, ``round`` and ``replication`` int64 (-1 where
+    empty), every other column text. Fast on the large files of per-replication curves.
+
+    Raises ``KeyError`` (a column missing) or ``ValueError`` (a malformed row or number) for a CSV
+    that is not a results file."""
+    with open(path, encoding="utf-8", newline="") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, [])
+        rows = list(reader)
+    if any(len(row) != len(header) for row in rows):
+        raise ValueError(f"{path}: rows of different lengths; not a results file")
+    columns = {name: np.asarray(col, dtype=str) for name, col in zip(header, zip(*rows))} if rows \
+        else {name: np.asarray([], dtype=str) for name in header}
+    columns["value"] = columns["value"].astype(np.float64)
+    for name in ("round", "replication"):
+        col = columns[name]
+        columns[name] = np.where(col == "", "-1", col).astype(np.int64)
+    return columns
+
+
 def read_results(path: str | Path) -> list[dict[str, Any]]:
     """Rows of one results CSV as dicts (``value`` as float, ``round``/``replication`` as int or None)."""
-    rows = []
-    with open(path, encoding="utf-8", newline="") as fh:
-        for row in csv.DictReader(fh):
-            row["value"] = float(row["value"])
-            row["round"] = int(row["round"]) if row["round"] else None
-            row["replication"] = int(row["replication"]) if row["replication"] else None
-            rows.append(row)
-    return rows
+    columns = read_columns(path)
+    names = list(columns)
+    as_python = {name: col.tolist() for name, col in columns.items()}
+    for name in ("round", "replication"):
+        as_python[name] = [None if v < 0 else v for v in as_python[name]]
+    return [dict(zip(names, row)) for row in zip(*(as_python[name] for name in names))]

@@ -16,9 +16,9 @@ from gambit_gym.cache.format import CacheError, TreatmentCache, load_cache
 
 #: public name -> the submodule that defines it (imported on first access)
 _LAZY = {
-    "CacheBuildError": "builder", "build_cache": "builder", "generate_texts": "builder",
+    "CacheBuildError": "builder", "TextImportError": "builder", "build_cache": "builder", "generate_texts": "builder",
     "import_texts": "builder", "journal_path": "builder",
-    "clean_message": "filters",
+    "clean_message": "filters", "TextFilters": "filters",
     "DIMENSION_NAMES": "prompts", "MHEALTH_PROMPTS": "prompts", "STYLE_DIMENSIONS": "prompts", "Prompt": "prompts",
     "CallableGenerator": "textgen", "LLMRequestError": "textgen", "OpenAIChatGenerator": "textgen",
     "SmolLM2Generator": "textgen", "TextGenerator": "textgen",
@@ -41,7 +41,9 @@ __all__ = [
     "OpenAIChatGenerator",
     "Prompt",
     "SmolLM2Generator",
+    "TextFilters",
     "TextGenerator",
+    "TextImportError",
     "TreatmentCache",
     "build_cache",
     "clean_message",

@@ -9,7 +9,8 @@ Arrays:
     style_axes        (S, E) float32 the semantic axis of each style dimension
     style_offset, style_scale (S,)  raw score = embedding . axis; standardised = (raw - offset) / scale
     meta              ()  str       JSON: format, version, prompts, contexts, generator, embedder,
-                                    style_dimensions, style_method, created, build statistics
+                                    style_dimensions, style_method, created, build statistics, and
+                                    domain (name, sha256, toml: the domain file it was built from)
 
 ``load_cache`` reads only what the file declares and within limits, validates
 everything and raises :class:`CacheError` naming the file and what was expected
@@ -187,6 +188,7 @@ class TreatmentCache:
                 fail(f"{name} contains NaN or infinite values")
         _check_descriptions(self.meta, self.embeddings.shape[1], fail)
         n_contexts = _check_contexts(self.meta, n, len(prompts), fail)
+        _check_domain(self.meta, fail)
         if self.prompt_index.min() < 0 or self.prompt_index.max() >= len(prompts):
             fail(f"prompt_index outside [0, {len(prompts) - 1}]")
         if self.context_index.min() < 0 or self.context_index.max() >= n_contexts:
@@ -227,12 +229,38 @@ def _check_prompts(meta: dict[str, Any], dims: list[str], fail) -> list[dict[str
         if pid in seen:
             fail(f"{where}['id'] {pid!r} is not unique; prompt ids must be distinct")
         seen.add(pid)
+        if p.get("dimension") is None and p.get("pole") is None:  # a prompt that targets no style (a domain's)
+            continue
         if p.get("dimension") not in dims:
-            fail(f"{where}['dimension'] is {_show(p.get('dimension'))}; expected one of meta['style_dimensions']")
+            fail(f"{where}['dimension'] is {_show(p.get('dimension'))}; expected one of meta['style_dimensions'] "
+                 "(or null, with a null pole)")
         pole = p.get("pole")
         if isinstance(pole, bool) or not isinstance(pole, (int, float)) or not math.isfinite(pole):
             fail(f"{where}['pole'] is {_show(pole)}; expected a finite number (+1 or -1)")
     return prompts
+
+
+def _check_domain(meta: dict[str, Any], fail) -> None:
+    """The domain record (absent from caches older than domain files): a domain file's text that parses and
+    fits the cache's prompts, style dimensions and contexts."""
+    if "domain" not in meta:
+        return
+    from gambit_gym.domains import MAX_DOMAIN_CHARS, DomainError, domain_from_text
+
+    record = meta["domain"]
+    if not (isinstance(record, dict) and isinstance(record.get("name"), str) and isinstance(record.get("toml"), str)
+            and len(record["toml"]) <= MAX_DOMAIN_CHARS):
+        fail(f"meta['domain'] is {_show(record)}; expected an object with the domain's name and its file's text "
+             f"(toml, at most {MAX_DOMAIN_CHARS:,} characters)")
+    try:
+        domain = domain_from_text(record["toml"], "meta['domain']['toml']")
+    except DomainError as exc:
+        fail(str(exc))
+    if domain.name != record["name"]:
+        fail(f"meta['domain']['name'] is {record['name']!r} but its text declares {domain.name!r}")
+    problems = domain.cache_problems(meta["prompts"], meta["style_dimensions"], meta["contexts"])
+    if problems:
+        fail("the cache does not fit its domain record: " + "; ".join(problems))
 
 
 def _check_descriptions(meta: dict[str, Any], embedding_dim: int, fail) -> None:

@@ -1,4 +1,13 @@
-"""The scenario contract, the paper's noise levels, and declarative variant options."""
+"""The scenario contract, the paper's noise levels, declarative variant options, and the scale limit.
+
+Scale limit: every option that sets a reward-scale number (an sd, a spread, an
+effect size, an intercept, an entry of ``treatment_means`` or ``coefficients``)
+must be at most :data:`MAX_SCALE` = 1e9 in absolute value, and an entry of
+``treatment_cov`` (a variance) at most ``MAX_SCALE ** 2``. Beyond that the
+rewards lose all precision, and their squares, which the noise levels and the
+agents' sufficient statistics compute, overflow to infinity: a value past the
+limit is an error naming the option, never NaN rewards.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +22,30 @@ from gambit_gym.contexts import ContextSpace
 from gambit_gym.validation import check_float, check_int, check_no_unknown
 
 N_NOISE_LEVELS = 5
+#: The largest absolute value of a reward-scale option (see the module docstring).
+MAX_SCALE = 1e9
+
+
+def check_scale(name: str, value: Any, minimum: float | None = 0.0, strict: bool = False) -> float:
+    """A finite real number of magnitude at most :data:`MAX_SCALE` (and at least ``minimum``).
+
+    Example:
+        >>> check_scale("effect_size", 2)
+        2.0
+    """
+    value = check_float(name, value, minimum=minimum, strict=strict)
+    if abs(value) > MAX_SCALE:
+        raise ValueError(f"{name}: expected a number of magnitude at most {MAX_SCALE:g} (the scale limit of the "
+                         f"reward-scale options: beyond it rewards overflow), got {value:g}")
+    return value
+
+
+def check_scale_array(name: str, value: np.ndarray, limit: float = MAX_SCALE) -> np.ndarray:
+    """``value`` (already a finite array) if no entry exceeds ``limit`` in magnitude."""
+    if value.size and float(np.abs(value).max()) > limit:
+        raise ValueError(f"{name}: entries must be at most {limit:g} in magnitude (the scale limit of the "
+                         f"reward-scale options: beyond it rewards overflow), got {float(np.abs(value).max()):g}")
+    return value
 
 
 def noise_levels(treatment_scale: float, field_noise_sd: float) -> np.ndarray:
@@ -25,7 +58,7 @@ def resolve_noise_sd(noise_level: int | None, reward_noise_sd: float | None, lev
     if reward_noise_sd is not None:
         if noise_level is not None:
             raise ValueError("noise_level and reward_noise_sd: give one of them, not both")
-        return check_float("reward_noise_sd", reward_noise_sd, minimum=0.0)
+        return check_scale("reward_noise_sd", reward_noise_sd)
     level = 0 if noise_level is None else check_int("noise_level", noise_level, 0, N_NOISE_LEVELS - 1)
     return float(levels[level])
 
@@ -48,6 +81,11 @@ def resolve_options(variant: str, table: Sequence[Option], given: Mapping[str, A
     check_no_unknown(f"{variant} variant", given, [o.name for o in table])
     return {**{o.name: o.default for o in table}, **given}
 
+
+#: Every option, in any variant, that sets a reward-scale number: bounded by :data:`MAX_SCALE`.
+SCALE_OPTIONS = ("treatment_means", "treatment_cov", "treatment_spread", "treatment_noise_sd", "context_shift",
+                 "intercept", "coefficients", "effect_size", "context_effect_sd", "embedding_noise_sd",
+                 "reward_noise_sd", "field_noise_sd")
 
 NOISE_LEVEL = Option("noise_level", "int | None", None,
                      "outcome noise level 0..4 (None = 0): its sd is evenly spaced from the treatment scale "
@@ -79,7 +117,11 @@ class Scenario(abc.ABC):
     noise_levels: np.ndarray
 
     def _set_oracle(self, expected_reward: np.ndarray) -> None:
-        self.expected_reward = np.asarray(expected_reward, dtype=np.float64)
+        expected_reward = np.asarray(expected_reward, dtype=np.float64)
+        if not np.all(np.isfinite(expected_reward)):
+            raise ValueError(f"{self.variant}: the expected rewards of this problem instance overflow (not finite); "
+                             f"reduce the reward-scale options {self._scale_options()}")
+        self.expected_reward = expected_reward
         self.optimal_action = self.expected_reward.argmax(axis=1)
         self.optimal_value = self.expected_reward.max(axis=1)
         for arr in (self.expected_reward, self.optimal_action, self.optimal_value):
@@ -89,10 +131,17 @@ class Scenario(abc.ABC):
         self, treatment_scale: float, field_noise_sd: Any, noise_level: Any, reward_noise_sd: Any
     ) -> None:
         """Set ``treatment_scale``, the 5 ``noise_levels`` up to ``field_noise_sd``, and ``noise_sd``."""
-        field = check_float("field_noise_sd", field_noise_sd, minimum=0.0)
+        field = check_scale("field_noise_sd", field_noise_sd)
+        if not np.isfinite(treatment_scale):
+            raise ValueError(f"{self.variant}: the treatment scale (sqrt of the total variance of Z*) of this "
+                             f"problem instance overflows; reduce the reward-scale options {self._scale_options()}")
         self.treatment_scale = treatment_scale
         self.noise_levels = noise_levels(treatment_scale, field)
         self.noise_sd = resolve_noise_sd(noise_level, reward_noise_sd, self.noise_levels)
+
+    def _scale_options(self) -> list[str]:
+        """The options of this variant that set reward-scale numbers (named by overflow errors)."""
+        return [name for name in SCALE_OPTIONS if name in self.options]
 
     @property
     def n_actions(self) -> int:

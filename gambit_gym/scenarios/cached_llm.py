@@ -1,20 +1,23 @@
-"""The cached-LLM scenario: replay real generated messages from a treatment cache.
+"""The cached-LLM scenario: replay real generated messages from a treatment cache of any domain.
 
 Each step draws a message uniformly from the (prompt, context) cell of the
-cache; the reward is an outcome model of the paper on the message's standardised
-style scores; the agent sees a configurable working embedding of the message.
+cache; the reward is an outcome model on the message's standardised style
+scores, a preset of the cache's domain (:mod:`gambit_gym.domains`) or a model
+given inline; the agent sees a configurable working embedding of the message.
 Expected rewards are exact cell averages. The options, with defaults, are
-:data:`CACHED_LLM_OPTIONS`.
+:data:`CACHED_LLM_OPTIONS`. Nothing here is specific to a domain: the prompts,
+contexts, style dimensions, outcome models and calibrations all come from the
+cache and its domain file.
 
-This module needs only numpy and the cache file format, so ``import gambit_gym``
-stays light.
+This module needs only numpy, the cache file format and the domain files, so
+``import gambit_gym`` stays light.
 """
 
 from __future__ import annotations
 
 import functools
-import importlib.resources
-from collections.abc import Sequence
+import hashlib
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,30 +25,35 @@ import numpy as np
 
 from gambit_gym import streams
 from gambit_gym.cache.format import TreatmentCache, load_cache
+from gambit_gym.domains import (
+    DEFAULT_DOMAIN,
+    Calibration,
+    Domain,
+    OutcomeSpec,
+    domain_from_text,
+    load_domain,
+    shipped_domains,
+)
 from gambit_gym.outcomes import LinearOutcome, MLPOutcome, OutcomeModel
-from gambit_gym.scenarios.base import NOISE_LEVEL, REWARD_NOISE_SD, Option, Scenario, resolve_options
-from gambit_gym.validation import check_choice, check_int
-
-BUNDLED_CACHE = "mhealth_smollm2.npz"
-
-#: The paper's outcome models fitted on the paper's cohort (outcome: sqrt daily steps):
-#: dimensions, coefficients, intercept, field noise sd.
-OUTCOMES: dict[str, dict[str, Any]] = {
-    "linear-3d": {"dims": ("optimism", "formality", "severity"), "coef": (0.35232, -0.49944, -0.15796),
-                  "intercept": 82.83602, "field_noise_sd": 24.5712},
-    "linear-1d": {"dims": ("optimism",), "coef": (-0.13961,), "intercept": 82.79491, "field_noise_sd": 24.6273},
-    "linear-3d-context": {"dims": ("optimism", "formality", "severity"), "coef": (0.35232, -0.49944, -0.15796),
-                          "intercept": 82.83602, "field_noise_sd": 24.5712},
-    "mlp": {"dims": ("optimism", "severity", "formality"), "intercept": 82.83602, "field_noise_sd": 24.3797},
-}
-#: Context effects of ``linear-3d-context``: per location, and per step bucket (index 0..3).
-LOCATION_EFFECT = {"work": 0.035, "home": -0.035, "other": 0.0}
-STEP_BUCKET_EFFECT = 0.026
+from gambit_gym.scenarios.base import (
+    N_NOISE_LEVELS,
+    NOISE_LEVEL,
+    REWARD_NOISE_SD,
+    Option,
+    Scenario,
+    check_scale,
+    resolve_noise_sd,
+    resolve_options,
+)
+from gambit_gym.validation import check_int
 
 
-def bundled_cache_path() -> Path:
-    """The cache shipped inside the package (SmolLM2-135M-Instruct, 40 prompts x 12 contexts)."""
-    return Path(str(importlib.resources.files("gambit_gym") / "data" / BUNDLED_CACHE))
+def bundled_cache_path(domain: str | Path | Domain = DEFAULT_DOMAIN) -> Path:
+    """The cache a domain file declares (default: the mHealth SmolLM2-135M-Instruct cache shipped in the package)."""
+    d = load_domain(domain)
+    if d.cache is None:
+        raise ValueError(f"domain: {d.name!r} ({d.source}) declares no cache; give cache_path")
+    return d.cache
 
 
 @functools.lru_cache(maxsize=8)
@@ -60,6 +68,92 @@ def cached_load(path: str | Path) -> TreatmentCache:
         return load_cache(path)  # raises the CacheError naming the file
     stat = path.stat()
     return _load(str(path), stat.st_mtime, stat.st_size)
+
+
+def cache_domain(cache: TreatmentCache, domain: str | Path | Domain | None = None) -> Domain:
+    """The domain of a cache: ``domain`` if given, else the one the cache records, else (a cache written before
+    domain files existed, when mHealth was the only world) the mHealth domain. It must fit the cache."""
+    if domain is not None:
+        found = load_domain(domain)
+    elif "domain" in cache.meta:
+        found = domain_from_text(cache.meta["domain"]["toml"], f"{cache.path} (its domain record)")
+    else:
+        found = load_domain(DEFAULT_DOMAIN)
+    problems = found.cache_problems(cache.prompts, cache.style_dimensions, cache.meta["contexts"])
+    if problems:
+        hint = "" if domain is not None else "; give the domain option (a domain file that fits the cache)"
+        raise ValueError(f"domain: {found.name!r} ({found.source}) does not fit the cache {cache.path}: "
+                         + "; ".join(problems) + hint)
+    return found
+
+
+#: Options that name files: in an experiment file, a relative path is relative to that file's folder.
+PATH_OPTIONS = ("cache_path", "domain")
+
+
+def _names_a_file(option: str, value: Any) -> bool:
+    """Whether an option's value is a file path (a shipped domain's name is not)."""
+    if option == "domain" and isinstance(value, str) and value in shipped_domains():
+        return False
+    return isinstance(value, (str, Path))
+
+
+def resolve_paths(options: Mapping[str, Any], folder: str | Path) -> dict[str, Any]:
+    """``options`` with each relative file path among :data:`PATH_OPTIONS` made absolute against ``folder``.
+
+    Example:
+        >>> resolve_paths({"cache_path": "data/c.npz", "domain": "mhealth"}, "/exp")
+        {'cache_path': '/exp/data/c.npz', 'domain': 'mhealth'}
+    """
+    out = dict(options)
+    for name in PATH_OPTIONS:
+        value = out.get(name)
+        if _names_a_file(name, value) and not Path(value).is_absolute():
+            out[name] = str(Path(folder, value).resolve())
+    return out
+
+
+@functools.lru_cache(maxsize=32)
+def _sha256(path: str, mtime_ns: int, size: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_sha256(path: str | Path) -> str:
+    """The sha256 of a file's content (computed once per file version)."""
+    path = Path(path).resolve()
+    stat = path.stat()
+    return _sha256(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+def data_fingerprints(options: Mapping[str, Any]) -> dict[str, str]:
+    """The sha256 of the content of every file an environment's options read: for the cached-LLM variant the
+    cache (the bundled one when ``cache_path`` is None) and the domain file whose outcome presets it uses,
+    unless the cache records its own domain; empty for other variants.
+
+    What an experiment stores to notice a file replaced at the same path (its path string would not).
+
+    Example:
+        >>> sorted(data_fingerprints({"variant": "cached-llm"}))
+        ['cache_path', 'domain']
+        >>> data_fingerprints({"variant": "synthetic"})
+        {}
+    """
+    if options.get("variant", "synthetic") != "cached-llm":
+        return {}
+    domain = options.get("domain")
+    cache = options.get("cache_path")
+    if cache is None:
+        cache = bundled_cache_path(domain if domain is not None else DEFAULT_DOMAIN)
+    out = {"cache_path": file_sha256(cache)}
+    if domain is None and "domain" not in cached_load(cache).meta:
+        domain = DEFAULT_DOMAIN  # a cache older than domain files takes the mHealth domain's presets
+    if domain is not None:
+        out["domain"] = file_sha256(load_domain(domain).source)
+    return out
 
 
 def spread_prompts(prompt_means: np.ndarray, k: int) -> list[int]:
@@ -78,22 +172,29 @@ def spread_prompts(prompt_means: np.ndarray, k: int) -> list[int]:
 class CachedLLMScenario(Scenario):
     """A scenario replaying a :class:`~gambit_gym.cache.TreatmentCache` (see :func:`cached_llm`).
 
-    ``options`` holds every option of :data:`CACHED_LLM_OPTIONS`, with ``outcome``
-    and ``problem_seed`` already checked and ``working_embedding`` resolved, as
-    :func:`cached_llm` passes them.
+    ``options`` holds every option of :data:`CACHED_LLM_OPTIONS` as :func:`cached_llm` passes them:
+    ``problem_seed`` checked, ``working_embedding`` resolved; ``domain`` is the cache's domain and
+    ``outcome`` the resolved model.
     """
 
-    def __init__(self, cache: TreatmentCache, options: dict[str, Any]) -> None:
+    def __init__(self, cache: TreatmentCache, options: dict[str, Any], domain: Domain,
+                 outcome: OutcomeSpec, calibration: Calibration | None = None) -> None:
         self.variant = "cached-llm"
         self.cache = cache
+        self.domain = domain
+        self.outcome_spec = outcome
+        self.calibration = calibration
         self.options = options
         self.contexts = cache.contexts
         dims = cache.style_dimensions
-        outcome_name = options["outcome"]
-        spec = OUTCOMES[outcome_name]
-        latent_cols = [dims.index(d) for d in spec["dims"]]
-        latent = cache.style_scores[:, latent_cols].astype(np.float64)
-        self.outcome = self._outcome(outcome_name, spec, latent, options["problem_seed"])
+        missing = [d for d in outcome.dimensions if d not in dims]
+        if missing:
+            raise ValueError(f"outcome: {outcome.name!r} uses style dimension(s) {missing} that the cache lacks; "
+                             f"its dimensions are {dims}")
+        # Calibration rescales every style score: the outcome's and the working embedding's alike.
+        self._style_sd = None if calibration is None else calibration.style_sd
+        latent = self._styles(cache, [dims.index(d) for d in outcome.dimensions])
+        self.outcome = self._outcome(outcome, latent, options["problem_seed"])
         f_all = self.outcome.mean(latent, cache.context_index.astype(np.int64))
 
         # Cell bookkeeping over all prompts: messages sorted by cell, i.e. by (context, prompt).
@@ -114,33 +215,63 @@ class CachedLLMScenario(Scenario):
         self.prompt_ids = [cache.prompts[p]["id"] for p in self.prompt_subset]
         self._set_oracle(cell_mean[:, self.prompt_subset])
 
-        field_noise_sd = options["field_noise_sd"] or spec["field_noise_sd"]
-        self._set_noise(float(np.sqrt(latent.var(axis=0).sum())), field_noise_sd, options["noise_level"],
-                        options["reward_noise_sd"])
+        treatment_scale = float(np.sqrt(latent.var(axis=0).sum()))
+        if calibration is None:
+            field_noise_sd = outcome.field_noise_sd if options["field_noise_sd"] is None else options["field_noise_sd"]
+            self._set_noise(treatment_scale, field_noise_sd, options["noise_level"], options["reward_noise_sd"])
+        else:
+            if options["field_noise_sd"] is not None:
+                raise ValueError(f"field_noise_sd: calibration {calibration.name!r} fixes the noise levels "
+                                 f"{list(calibration.noise_levels)}; leave it None (or set reward_noise_sd)")
+            if len(calibration.noise_levels) != N_NOISE_LEVELS:
+                raise ValueError(f"calibration: {calibration.name!r} of domain {domain.name!r} declares "
+                                 f"{len(calibration.noise_levels)} noise levels; expected {N_NOISE_LEVELS}")
+            self.treatment_scale = treatment_scale
+            self.noise_levels = np.asarray(calibration.noise_levels, dtype=np.float64)
+            self.noise_sd = resolve_noise_sd(options["noise_level"], options["reward_noise_sd"], self.noise_levels)
 
     # -- construction helpers ------------------------------------------------------------
-    def _outcome(self, name: str, spec: dict[str, Any], latent: np.ndarray, problem_seed: int) -> OutcomeModel:
+    def _styles(self, cache: TreatmentCache, columns: list[int]) -> np.ndarray:
+        """Style score columns as float64, rescaled by the calibration if there is one."""
+        scores = cache.style_scores[:, columns].astype(np.float64)
+        return scores if self._style_sd is None else scores * self._style_sd
+
+    def _context_effect(self, spec: OutcomeSpec) -> np.ndarray:
+        """The outcome's additive effect of each of the cache's contexts (a sum over factors, by level name)."""
         contexts = self.contexts
         effect = np.zeros(contexts.n_contexts)
-        if name == "linear-3d-context":
-            names = contexts.factor_names
-            if names[:2] != ("location", "previous_day_steps"):
-                raise ValueError(f"outcome: 'linear-3d-context' needs the mHealth contexts, the cache has {names}")
-            for c in range(contexts.n_contexts):
-                lv = contexts.levels[c]
-                effect[c] = LOCATION_EFFECT.get(contexts.factors[0][1][lv[0]], 0.0) + STEP_BUCKET_EFFECT * lv[1]
-        if name != "mlp":
-            return LinearOutcome(spec["intercept"], np.asarray(spec["coef"]), effect)
-        # The paper's MLP weights are not published: a fixed seeded one (64 ReLU units) whose
-        # per-message spread matches the 3-D linear model's, so noise levels mean the same.
+        for name, per_level in spec.context_effects.items():
+            if name not in contexts.factor_names:
+                raise ValueError(f"outcome: {spec.name!r} has effects of the context factor {name!r}, which the "
+                                 f"cache's contexts {list(contexts.factor_names)} lack")
+            j = contexts.factor_names.index(name)
+            levels = contexts.factors[j][1]
+            values = [check_scale(f"outcome.context_effects.{name}", per_level[lv], minimum=None) for lv in levels]
+            effect = effect + np.asarray(values)[contexts.levels[:, j]]
+        return effect
+
+    def _outcome(self, spec: OutcomeSpec, latent: np.ndarray, problem_seed: int) -> OutcomeModel:
+        effect = self._context_effect(spec)
+        intercept = check_scale("outcome.intercept", spec.intercept, minimum=None)
+        check_scale("outcome.field_noise_sd", spec.field_noise_sd)
+        if spec.type == "linear":
+            coef = [check_scale("outcome.coefficients", c, minimum=None) for c in spec.coefficients]
+            return LinearOutcome(intercept, np.asarray(coef), effect)
+        # A fixed seeded network (its weights from problem_seed) whose per-message spread is set: matched to a
+        # linear preset's, so that noise levels mean the same, or given.
         rng = streams.stream(problem_seed, streams.CACHED_MLP)
-        mlp = MLPOutcome.random(latent.shape[1], 64, rng, 0.0, effect)
+        mlp = MLPOutcome.random(latent.shape[1], spec.hidden_units, rng, 0.0, effect)
         raw = mlp.mean(latent, np.zeros(len(latent), dtype=np.int64))
-        lin = latent @ np.asarray(OUTCOMES["linear-3d"]["coef"])[[0, 2, 1]]
-        scale = lin.std() / raw.std() if raw.std() > 0 else 1.0
+        if spec.spread_like is not None:
+            ref = self.domain.outcomes[spec.spread_like]
+            coef = [ref.coefficients[ref.dimensions.index(d)] if d in ref.dimensions else 0.0
+                    for d in spec.dimensions]
+            target = (latent @ np.asarray(coef)).std()
+        else:
+            target = check_scale("outcome.spread", spec.spread)
+        scale = target / raw.std() if raw.std() > 0 else 1.0
         w2 = mlp.w2 * scale
-        intercept = spec["intercept"] - float((raw * scale).mean())
-        return MLPOutcome(intercept, mlp.w1, mlp.b1, w2, effect)
+        return MLPOutcome(intercept - float((raw * scale).mean()), mlp.w1, mlp.b1, w2, effect)
 
     @staticmethod
     def _prompts(options: dict[str, Any], cache: TreatmentCache, cell_mean: np.ndarray) -> list[int]:
@@ -159,8 +290,7 @@ class CachedLLMScenario(Scenario):
         k = len(ids) if options["n_actions"] is None else check_int("n_actions", options["n_actions"], 1, len(ids))
         return spread_prompts(cell_mean.mean(axis=0), k)
 
-    @staticmethod
-    def _working_embedding(spec: Any, cache: TreatmentCache) -> np.ndarray:
+    def _working_embedding(self, spec: Any, cache: TreatmentCache) -> np.ndarray:
         dims = cache.style_dimensions
         if isinstance(spec, str) and spec == "full":
             return cache.embeddings.astype(np.float64)
@@ -182,7 +312,7 @@ class CachedLLMScenario(Scenario):
                     f"working_embedding: unknown style dimension(s) {unknown}; expected names from {dims}, "
                     "'pca:k' or 'full'"
                 )
-            return cache.style_scores[:, [dims.index(d) for d in spec]].astype(np.float64)
+            return self._styles(cache, [dims.index(d) for d in spec])
         raise ValueError(f"working_embedding: expected style dimension names, 'pca:k' or 'full', got {spec!r}")
 
     # -- the round -----------------------------------------------------------------------
@@ -223,17 +353,28 @@ class CachedLLMScenario(Scenario):
         return slice(start, start + self._counts[context, action])
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "cache": self.cache.path, "prompts": self.prompt_ids,
-                "generator": self.cache.meta["generator"]["name"]}
+        return {**super().describe(), "cache": self.cache.path, "domain": self.domain.name,
+                "prompts": self.prompt_ids, "generator": self.cache.meta["generator"]["name"]}
 
 
 #: Options of the cached-LLM variant, in the order ``describe()`` lists them.
 CACHED_LLM_OPTIONS: tuple[Option, ...] = (
     Option("cache_path", "str | Path | None", None,
-           "the treatment cache (.npz); None = the bundled SmolLM2-135M-Instruct cache (40 prompts x 12 contexts)"),
-    Option("outcome", "str", "linear-3d",
-           '"linear-3d", "linear-1d", "linear-3d-context" or "mlp": an outcome model of the paper on the '
-           "message's style scores"),
+           "the treatment cache (.npz) of any domain; None = the cache the domain file declares (default: the "
+           "bundled mHealth SmolLM2-135M-Instruct cache, 40 prompts x 12 contexts)"),
+    Option("domain", "str | Path | None", None,
+           'a shipped domain\'s name ("mhealth", "study_nudges") or a domain file (.toml) that fits the cache: '
+           "its outcome presets and calibrations; None = the domain the cache records (mHealth for caches older "
+           "than domain files)"),
+    Option("outcome", "str | dict | None", None,
+           'an outcome preset of the domain (mHealth: "linear-3d", "linear-1d", "linear-3d-context", "mlp") or a '
+           'model on the style scores, a dict with the keys of a domain file\'s [outcomes] table ("dimensions", '
+           '"coefficients", "intercept", "field_noise_sd"; or "type": "mlp" with "spread_like" or "spread"); '
+           "None = the domain's default_outcome (mHealth: \"linear-3d\")"),
+    Option("calibration", "str | None", None,
+           'a calibration the domain declares (mHealth: "paper", the style scores at the paper\'s spread and its '
+           "five noise levels 0.70978 ... 24.57119); None = style scores standardised to sd 1 and noise levels "
+           "from the treatment scale to field_noise_sd"),
     Option("n_actions", "int | None", 5,
            "K: that many of the cache's prompts, their expected rewards spread evenly over their range; None = all"),
     Option("prompts", "list[str] | None", None, "the prompts to use as actions, by id (instead of n_actions)"),
@@ -242,21 +383,37 @@ CACHED_LLM_OPTIONS: tuple[Option, ...] = (
            'sentence embedding) or "full" (all of it); None = the outcome\'s style dimensions'),
     NOISE_LEVEL,
     REWARD_NOISE_SD,
-    Option("field_noise_sd", "float | None", None, "the sd of noise level 4; None = the outcome's field noise sd"),
-    Option("problem_seed", "int", 0, 'seed of the "mlp" outcome\'s weights'),
+    Option("field_noise_sd", "float | None", None,
+           "the sd of noise level 4; None = the outcome's field_noise_sd"),
+    Option("problem_seed", "int", 0, 'seed of an "mlp" outcome\'s weights'),
 )
 
 
 def cached_llm(**options: Any) -> CachedLLMScenario:
-    """Cached-LLM scenario: real messages from a treatment cache (default: the bundled SmolLM2 cache).
+    """Cached-LLM scenario: real messages from a treatment cache of any domain (default: the bundled mHealth cache).
 
     Options: :data:`CACHED_LLM_OPTIONS` (the Arguments table of
     :class:`~gambit_gym.env.GeneratorMediatedEnv` lists them).
+
+    Example:
+        >>> s = cached_llm(outcome={"dimensions": ["humor"], "coefficients": [1.0], "intercept": 0.0,
+        ...                         "field_noise_sd": 3.0})
+        >>> s.domain.name, s.n_actions, s.embedding_dim, float(s.noise_levels[-1])
+        ('mhealth', 5, 1, 3.0)
     """
     opts = resolve_options("cached-llm", CACHED_LLM_OPTIONS, options)
-    check_choice("outcome", opts["outcome"], OUTCOMES)
+    if opts["domain"] is not None and not isinstance(opts["domain"], (str, Path, Domain)):
+        raise ValueError(f"domain: expected a shipped domain name or a domain file, got {opts['domain']!r}")
+    if opts["cache_path"] is not None:
+        cache = cached_load(opts["cache_path"])
+    else:
+        cache = cached_load(bundled_cache_path(opts["domain"] if opts["domain"] is not None else DEFAULT_DOMAIN))
+    domain = cache_domain(cache, opts["domain"])
+    outcome = domain.outcome(opts["outcome"])
+    if not isinstance(opts["outcome"], Mapping):
+        opts["outcome"] = outcome.name
+    calibration = None if opts["calibration"] is None else domain.calibration(opts["calibration"])
     if opts["working_embedding"] is None:
-        opts["working_embedding"] = list(OUTCOMES[opts["outcome"]]["dims"])
+        opts["working_embedding"] = list(outcome.dimensions)
     opts["problem_seed"] = check_int("problem_seed", opts["problem_seed"], 0)
-    path = opts["cache_path"] if opts["cache_path"] is not None else bundled_cache_path()
-    return CachedLLMScenario(cached_load(path), opts)
+    return CachedLLMScenario(cache, opts, domain, outcome, calibration)

@@ -14,14 +14,26 @@ import numpy as np
 
 from gambit_gym import streams
 from gambit_gym.contexts import ContextSpace
+from gambit_gym.domains import DEFAULT_DOMAIN, load_domain
 from gambit_gym.embeddings import LinearView
 from gambit_gym.outcomes import LinearOutcome, MLPOutcome, OutcomeModel
-from gambit_gym.scenarios.base import NOISE_LEVEL, REWARD_NOISE_SD, Option, Scenario, resolve_options
+from gambit_gym.scenarios.base import (
+    MAX_SCALE,
+    NOISE_LEVEL,
+    REWARD_NOISE_SD,
+    Option,
+    Scenario,
+    check_scale,
+    check_scale_array,
+    resolve_options,
+)
 from gambit_gym.treatments import GaussianTreatmentModel
-from gambit_gym.validation import check_array, check_choice, check_float, check_int
+from gambit_gym.validation import check_array, check_choice, check_int
 
-#: Field noise sd of the paper's 3-D linear outcome model (sqrt daily steps).
-FIELD_NOISE_SD = 24.5712
+#: The defaults come from the mHealth domain file: its contexts, and the field noise sd of its default
+#: outcome (the paper's 3-D linear model: 24.5712, sqrt daily steps).
+_MHEALTH = load_domain(DEFAULT_DOMAIN)
+FIELD_NOISE_SD = _MHEALTH.outcome(None).field_noise_sd
 
 #: Options of both Gaussian variants, in the order ``describe()`` lists them.
 _GAUSSIAN_OPTIONS: tuple[Option, ...] = (
@@ -94,9 +106,11 @@ class GaussianScenario(Scenario):
         self.embedding = embedding
         self.outcome = outcome
         self.options = options
-        self._set_noise(float(np.sqrt(np.trace(treatment_model.marginal_cov()))), options["field_noise_sd"],
-                        options["noise_level"], options["reward_noise_sd"])
-        self._set_oracle(outcome.expected_gaussian(treatment_model.means, treatment_model.cov))
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported by _set_noise / _set_oracle
+            treatment_scale = float(np.sqrt(np.trace(treatment_model.marginal_cov())))
+            expected_reward = outcome.expected_gaussian(treatment_model.means, treatment_model.cov)
+        self._set_noise(treatment_scale, options["field_noise_sd"], options["noise_level"], options["reward_noise_sd"])
+        self._set_oracle(expected_reward)
 
     @property
     def embedding_dim(self) -> int:
@@ -121,7 +135,7 @@ class GaussianScenario(Scenario):
 
 def _context_space(contexts: Any) -> ContextSpace:
     if contexts is None:
-        return ContextSpace()
+        return _MHEALTH.contexts
     if isinstance(contexts, ContextSpace):
         return contexts
     try:
@@ -143,11 +157,14 @@ def _latent_problem(
     p = check_int(dim_option, opts[dim_option], 1)
     problem_seed = check_int("problem_seed", opts["problem_seed"], 0)
     outcome = check_choice("outcome", opts["outcome"], ("linear", "mlp"))
-    spread = check_float("treatment_spread", opts["treatment_spread"], minimum=0.0)
-    tsd = check_float("treatment_noise_sd", opts["treatment_noise_sd"], minimum=0.0, strict=True)
-    shift = check_float("context_shift", opts["context_shift"], minimum=0.0)
-    effect_size = check_float("effect_size", opts["effect_size"], minimum=0.0)
-    ctx_sd = check_float("context_effect_sd", opts["context_effect_sd"], minimum=0.0)
+    spread = check_scale("treatment_spread", opts["treatment_spread"])
+    tsd = check_scale("treatment_noise_sd", opts["treatment_noise_sd"], strict=True)
+    if tsd * tsd < np.finfo(np.float64).tiny:  # the covariance tsd^2 I would underflow to 0
+        raise ValueError(f"treatment_noise_sd: expected a number whose square is a normal float (>= 1.5e-154), "
+                         f"got {tsd:g}")
+    shift = check_scale("context_shift", opts["context_shift"])
+    effect_size = check_scale("effect_size", opts["effect_size"])
+    ctx_sd = check_scale("context_effect_sd", opts["context_effect_sd"])
     hidden_units = check_int("hidden_units", opts["hidden_units"], 1)
     C = contexts.n_contexts
     # Separate streams so that, e.g., changing the outcome keeps the treatment means.
@@ -161,18 +178,19 @@ def _latent_problem(
         means = np.asarray(opts["treatment_means"], dtype=np.float64)
         if means.ndim == 2:  # (K, p): same means in every context
             means = np.broadcast_to(means, (C,) + means.shape).copy()
-        means = check_array("treatment_means", means, (C, n_actions, p))
+        means = check_scale_array("treatment_means", check_array("treatment_means", means, (C, n_actions, p)))
     cov = tsd**2 * np.eye(p) if opts["treatment_cov"] is None else opts["treatment_cov"]
     treatment_model = GaussianTreatmentModel(means, cov)
+    check_scale_array("treatment_cov", treatment_model.cov, MAX_SCALE**2)
     # Additive main effects per factor level, like the paper's location and step-bucket terms.
     context_effect = contexts.features.astype(np.float64) @ (ctx_sd * rng_ctx.standard_normal(contexts.feature_dim))
-    intercept = check_float("intercept", opts["intercept"])
+    intercept = check_scale("intercept", opts["intercept"], minimum=None)
     if outcome == "linear":
         if opts["coefficients"] is None:
             u = rng_outcome.standard_normal(p)
             coef = effect_size * u / np.linalg.norm(u)
         else:
-            coef = check_array("coefficients", opts["coefficients"], (p,))
+            coef = check_scale_array("coefficients", check_array("coefficients", opts["coefficients"], (p,)))
         return treatment_model, LinearOutcome(intercept, coef, context_effect)
     if opts["coefficients"] is not None:
         raise ValueError("coefficients: only used with outcome='linear'")
@@ -211,7 +229,7 @@ def misspecified(**options: Any) -> GaussianScenario:
     treatment_model, outcome = _latent_problem(opts, "latent_dim", contexts)
     p = treatment_model.dim
     view = check_choice("view", opts["view"], ("subset", "projection"))
-    noise = check_float("embedding_noise_sd", opts["embedding_noise_sd"], minimum=0.0)
+    noise = check_scale("embedding_noise_sd", opts["embedding_noise_sd"])
     if view == "subset":
         if opts["embedding_dim"] is not None:
             raise ValueError("embedding_dim: with view='subset' the dimension is len(observed_dims)")
