@@ -48,8 +48,8 @@ def jsonable(value: Any) -> Any:
     mapping keys strings; anything else (a class, a function) its qualified name or ``repr``.
 
     Example:
-        >>> jsonable({"k": (1, np.float64(2.5)), "a": np.arange(2), "f": print})
-        {'k': [1, 2.5], 'a': [0, 1], 'f': 'builtins.print'}
+        >>> jsonable({"k": (1, np.float64(2.5)), "a": np.arange(2), "f": len})
+        {'k': [1, 2.5], 'a': [0, 1], 'f': 'builtins.len'}
     """
     if value is None or isinstance(value, (bool, str)):
         return value
