@@ -6,8 +6,11 @@
 from agents.base import Agent, BatchedAgent, IncompatibleEnvError
 from agents.ensemble import EnsembleGAMBITTS
 from agents.gambitts import FoGAMBITTS, PoGAMBITTS
+from agents.logged import FeedbackLogger, LoggedBanditFeedback
+from agents.offpolicy import log_bandit_feedback
 from agents.results import BanditResult
 from agents.run import run_bandit
+from agents.state import StateFileError
 from agents.thompson import LinearTS, StandardTS
 
 __all__ = [
@@ -15,10 +18,14 @@ __all__ = [
     "BanditResult",
     "BatchedAgent",
     "EnsembleGAMBITTS",
+    "FeedbackLogger",
     "FoGAMBITTS",
     "IncompatibleEnvError",
     "LinearTS",
+    "LoggedBanditFeedback",
     "PoGAMBITTS",
     "StandardTS",
+    "StateFileError",
+    "log_bandit_feedback",
     "run_bandit",
 ]

@@ -9,6 +9,7 @@
     gambit-gym experiment run arms --replications 250       (a named experiment, "all", or a .toml file)
     gambit-gym experiment run my_sweep.toml --backend ray --address auto
     gambit-gym experiment report results/
+    gambit-gym sanity logs.npz                               does the logged embedding predict the reward?
 
 The console script: the environment's commands (``describe``, ``cache``) come
 from :mod:`gambit_gym.cli`, which knows nothing of the agents; the experiment
@@ -23,6 +24,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from agents import sanity
 from agents.experiments import cli as experiment_cli
 from gambit_gym import cli as env_cli
 
@@ -42,17 +44,19 @@ examples:
   gambit-gym experiment list
   gambit-gym experiment run arms --replications 50 --out results/
   gambit-gym experiment run examples/my_sweep.toml --backend ray
-  gambit-gym experiment report results/"""
+  gambit-gym experiment report results/
+  gambit-gym sanity logs.npz"""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``gambit-gym`` parser: ``describe``, ``cache`` and ``experiment``, and ``--version``."""
+    """The ``gambit-gym`` parser: ``describe``, ``cache``, ``experiment`` and ``sanity``, and ``--version``."""
     parser = argparse.ArgumentParser(prog="gambit-gym", description=DESCRIPTION, epilog=EXAMPLES,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     env_cli.add_version(parser)
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{describe,cache,experiment}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{describe,cache,experiment,sanity}")
     env_cli.add_commands(sub)
     experiment_cli.add_commands(sub)
+    sanity.add_command(sub)
     return parser
 
 

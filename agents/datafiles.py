@@ -12,31 +12,35 @@ a :class:`DataFileError` that names the file. ``BanditResult`` and ``LoggedBandi
 
 from __future__ import annotations
 
-import io
 import json
-import lzma
-import math
 import os
-import struct
 import sys
-import uuid
 import zipfile
-import zlib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
+
+from gambit_gym.datafiles import (
+    ZIP_ERRORS,
+    declared_bytes,
+    parse_json_object,
+    read_npy_member,
+    temporary_path,
+    write_arrays,
+)
 
 HEADER = "__header__"
 #: Default cap on the decompressed size of a file's arrays (bytes); ``max_bytes=`` raises it.
 DEFAULT_MAX_BYTES = 4 * 2**30
-#: Caps on the header: JSON characters, and bytes of each ``.npy`` member's own header.
+#: Cap on the header's JSON characters (each member's ``.npy`` header has NumPy's own cap).
 MAX_HEADER_CHARS = 4 * 2**20
-_MAX_NPY_HEADER = 10_000
-# Everything zipfile, its decompressors and numpy's header parser raise for a damaged archive.
-_READ_ERRORS = (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, OSError, ValueError, NotImplementedError,
-                RuntimeError, struct.error, OverflowError, SyntaxError, TypeError, KeyError)
+# Everything zipfile and its decompressors raise for a damaged archive.
+_READ_ERRORS = (*ZIP_ERRORS, KeyError)
+
+__all__ = ["HEADER", "DEFAULT_MAX_BYTES", "MAX_HEADER_CHARS", "DataFileError", "jsonable", "package_versions",
+           "temporary_path", "write_npz", "read_npz"]
 
 
 class DataFileError(ValueError):
@@ -92,11 +96,6 @@ def package_versions(*extra: str) -> dict[str, str]:
     return out
 
 
-def temporary_path(path: Path) -> Path:
-    """A new, unused name beside ``path`` to write to before renaming over ``path`` (same file system)."""
-    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp")
-
-
 def write_npz(path: str | Path, header: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> Path:
     """Write ``arrays`` and the JSON ``header`` to ``path`` (compressed ``.npz``) atomically; returns the path.
 
@@ -107,21 +106,7 @@ def write_npz(path: str | Path, header: Mapping[str, Any], arrays: Mapping[str, 
         raise ValueError(f"arrays: the name {HEADER!r} is reserved for the header")
     text = json.dumps(jsonable(dict(header)), allow_nan=True)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_path(path)
-    try:
-        with open(tmp, "xb") as fh:
-            values = {k: np.asarray(v) for k, v in arrays.items()}
-            objects = sorted(k for k, v in values.items() if v.dtype.hasobject)
-            if objects:  # NumPy would pickle them
-                raise TypeError(f"arrays: {objects} hold Python objects; expected numbers, booleans or text")
-            np.savez_compressed(fh, **{HEADER: np.array(text)}, **values)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_arrays(path, {HEADER: np.array(text), **arrays}, compress=True)
 
 
 def read_npz(path: str | Path, fmt: str, version: int, max_bytes: int | None = None
@@ -143,7 +128,7 @@ def read_npz(path: str | Path, fmt: str, version: int, max_bytes: int | None = N
             names = [info.filename for info in infos]
             if f"{HEADER}.npy" not in names or any(not n.endswith(".npy") for n in names):
                 raise DataFileError(f"{path}: not a gambit-gym {fmt} file (no {HEADER} array)")
-            declared = sum(info.file_size for info in infos)
+            declared = declared_bytes(infos)
             if declared > limit:
                 raise DataFileError(f"{path}: its arrays would take {declared:,} bytes decompressed, more than the "
                                     f"limit of {limit:,} (max_bytes)")
@@ -156,10 +141,13 @@ def read_npz(path: str | Path, fmt: str, version: int, max_bytes: int | None = N
     if raw.shape != () or raw.dtype.kind != "U" or len(str(raw[()])) > MAX_HEADER_CHARS:
         raise DataFileError(f"{path}: malformed header (expected one JSON string of at most {MAX_HEADER_CHARS:,} "
                             "characters)")
-    try:
-        header = json.loads(str(raw[()]))
-    except (ValueError, RecursionError) as exc:
-        raise DataFileError(f"{path}: the header is not valid JSON: {exc}") from None
+
+    def fail(problem: str) -> NoReturn:
+        raise DataFileError(f"{path}: {problem}") from None
+
+    header = parse_json_object(str(raw[()]), fail, what="the header", max_chars=MAX_HEADER_CHARS,
+                               not_an_object=lambda value: f"not a gambit-gym {fmt} file (format "
+                                                           f"{type(value).__name__!r})")
     if not isinstance(header, dict) or header.get("format") != fmt:
         found = header.get("format") if isinstance(header, dict) else type(header).__name__
         raise DataFileError(f"{path}: not a gambit-gym {fmt} file (format {found!r})")
@@ -170,34 +158,14 @@ def read_npz(path: str | Path, fmt: str, version: int, max_bytes: int | None = N
 
 
 def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path) -> np.ndarray:
-    """One ``.npy`` member, read only once its header agrees with the member's declared size."""
+    """One ``.npy`` member of numbers, booleans or text, read only once its header agrees with the member's
+    declared size (:func:`gambit_gym.datafiles.read_npy_member`)."""
 
-    def fail(problem: str) -> DataFileError:
-        return DataFileError(f"{path}: member {info.filename}: {problem}")
+    def fail(problem: str) -> NoReturn:
+        raise DataFileError(f"{path}: member {info.filename}: {problem}")
 
-    with zf.open(info) as fh:
-        head = fh.read(10)
-        if len(head) < 10 or head[:6] != b"\x93NUMPY" or head[6] not in (1, 2):
-            raise fail("not a .npy array of format version 1 or 2")
-        if head[6] == 2:
-            head += fh.read(2)
-        header_len = int.from_bytes(head[8:], "little")
-        if header_len > _MAX_NPY_HEADER:
-            raise fail(f"header of {header_len} bytes; expected at most {_MAX_NPY_HEADER}")
-        head += fh.read(header_len)
-        stream = io.BytesIO(head)
-        major, _ = np.lib.format.read_magic(stream)
-        read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
-        shape, fortran_order, dtype = read_header(stream)
+    def check(shape: tuple[int, ...], dtype: np.dtype) -> None:
         if dtype.hasobject or dtype.kind not in "biufUS":
-            raise fail(f"dtype {dtype}; expected numbers, booleans or text")
-        nbytes = math.prod(shape) * dtype.itemsize
-        if len(head) + nbytes != info.file_size:
-            raise fail(f"shape {shape} of {dtype} needs {nbytes:,} bytes but the member holds "
-                       f"{info.file_size - len(head):,}")
-        data = fh.read(nbytes)
-        if len(data) != nbytes or fh.read(1):  # the extra read also makes zipfile check the CRC
-            raise fail("truncated or longer than declared")
-    array = np.frombuffer(data, dtype=dtype)
-    array = array.reshape(shape[::-1]).transpose() if fortran_order else array.reshape(shape)
-    return array.copy()  # writable, and independent of the read buffer
+            fail(f"dtype {dtype}; expected numbers, booleans or text")
+
+    return read_npy_member(zf, info, fail, check)

@@ -14,13 +14,14 @@ posterior (randomised least squares). Differences from the paper's code:
   uses its own warm-up rewards (``y_loc`` and ``y_scale`` are ``(R,)``), so
   nothing learned is shared between the replications of a batch.
 * one persistent Adam state per member (the paper re-created its optimiser
-  every round), implemented on the stacked weights: Adam is element-wise, so
-  this is exactly M (x R) independent optimisers.
+  every round): one ``torch.optim.Adam`` (fused) over the stacked weights.
+  Adam is element-wise, so this is exactly M (x R) independent optimisers.
 * context is an input (the paper ignored it).
 
 All members of all replications train and predict in single batched tensor
-products (``einsum`` over a leading (replication, member) grid, in float32),
-never a Python loop over members. Needs the ``torch`` extra.
+products (``bmm`` over a leading (replication, member) grid, in float32),
+never a Python loop over members, on the CPU or on a GPU (``device=``).
+Needs the ``torch`` extra.
 
 Decision: pick one member uniformly per replication; score each action by the
 member's mean output over Monte-Carlo draws of Z for (a, x): from the offline
@@ -68,6 +69,8 @@ class EnsembleGAMBITTS(BatchedAgent):
             many bank draws per action (None: the whole bank). Keeps the cost of acting
             flat when the simulation budget ``n_offline`` is large.
         use_context: feed the context one-hot to the nets (True).
+        device: where the nets train and predict: ``"cpu"`` (default), ``"cuda"``, ``"cuda:1"``, ...
+            (anything ``torch.device`` takes that this machine has). Everything else stays in numpy.
 
     Example:
         >>> import gymnasium as gym, gambit_gym
@@ -99,6 +102,7 @@ class EnsembleGAMBITTS(BatchedAgent):
         n_mc: int = 32,
         n_score: int | None = None,
         use_context: bool = True,
+        device: str | None = None,
         **base: Any,
     ) -> None:
         self.n_members = check_int("n_members", n_members, 1)
@@ -123,9 +127,24 @@ class EnsembleGAMBITTS(BatchedAgent):
             raise ValueError("n_score: applies to the po form (simulation=True) only; the fo form draws n_mc")
         self._simulator = simulator
         self._torch = _torch()
+        self.device = self._check_device(device)
         super().__init__(n_actions, obs_dim, **base)
         if self.simulation:
             self.bank = self._offline_bank()
+
+    def _check_device(self, device: str | None) -> Any:
+        torch = self._torch
+        try:
+            dev = torch.device("cpu" if device is None else device)
+        except (RuntimeError, TypeError):
+            raise ValueError(f"device: must be a torch device such as 'cpu' or 'cuda', got {device!r}") from None
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device: {device!r} asked for, but torch sees no CUDA GPU here (use 'cpu')")
+        if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device: {device!r} asked for, but torch sees {torch.cuda.device_count()} GPU(s)")
+        if dev.type not in ("cpu", "cuda"):
+            raise ValueError(f"device: must be 'cpu' or a CUDA device, got {device!r}")
+        return dev
 
     # -- state ---------------------------------------------------------------------------
     @property
@@ -142,9 +161,11 @@ class EnsembleGAMBITTS(BatchedAgent):
             "w2": torch.randn(R, M, H, generator=g, dtype=torch.float32) * np.sqrt(1.0 / H),
             "b2": torch.zeros(R, M, dtype=torch.float32),
         }
+        self.weights = {k: v.to(self.device) for k, v in self.weights.items()}  # drawn on the CPU: same nets anywhere
         self.adam_m = {k: torch.zeros_like(v) for k, v in self.weights.items()}
         self.adam_v = {k: torch.zeros_like(v) for k, v in self.weights.items()}
         self.adam_step = 0
+        self._make_optimiser()
         self.buf_x = np.zeros((R, self.buffer_size, D), dtype=np.float32)
         self.buf_y = np.zeros((R, self.buffer_size))
         self.buf_eps = np.zeros((R, self.buffer_size, M))
@@ -171,7 +192,7 @@ class EnsembleGAMBITTS(BatchedAgent):
     def _state(self) -> State:
         state: State = {}
         for group in self._TENSOR_GROUPS:
-            state.update(prefixed(group, {k: v.detach().numpy().copy() for k, v in getattr(self, group).items()}))
+            state.update(prefixed(group, {k: v.detach().cpu().numpy().copy() for k, v in getattr(self, group).items()}))
         state.update({
             "adam_step": self.adam_step,
             "buffer.x": self.buf_x.copy(),
@@ -191,8 +212,9 @@ class EnsembleGAMBITTS(BatchedAgent):
     def _load_state(self, state: State) -> None:
         torch = self._torch
         for group in self._TENSOR_GROUPS:
-            setattr(self, group, {k: torch.from_numpy(v) for k, v in unprefixed(group, state).items()})
+            setattr(self, group, {k: torch.from_numpy(v).to(self.device) for k, v in unprefixed(group, state).items()})
         self.adam_step = state["adam_step"]
+        self._make_optimiser()
         self.buf_x, self.buf_y, self.buf_eps = state["buffer.x"], state["buffer.y"], state["buffer.eps"]
         self.n_seen, self.y_loc, self.y_scale = state["n_seen"], state["y_loc"], state["y_scale"]
         self.noise_model.posterior.load_state(unprefixed("noise", state))
@@ -212,11 +234,11 @@ class EnsembleGAMBITTS(BatchedAgent):
             w1, b1, w2, b2 = (w[k].reshape((R * M,) + w[k].shape[2:]) for k in ("w1", "b1", "w2", "b2"))
             x = x.reshape((R * M,) + x.shape[2:])
         else:
-            rows = torch.arange(self.n_rows)
+            rows = torch.arange(self.n_rows, device=self.device)
             w1, b1, w2, b2 = (w[k][rows, members] for k in ("w1", "b1", "w2", "b2"))
         n_nets, n = x.shape[0], x.shape[1]
-        out = torch.empty(n_nets, n, 1, dtype=torch.float32)
-        step = max(1, self._chunk_floats // (n * self.hidden))
+        out = torch.empty(n_nets, n, 1, dtype=torch.float32, device=self.device)
+        step = self._chunk(n)
         for s in range(0, n_nets, step):
             c = slice(s, s + step)
             h = torch.baddbmm(b1[c, None, :], x[c], w1[c]).relu_()
@@ -242,14 +264,16 @@ class EnsembleGAMBITTS(BatchedAgent):
         grads = {k: torch.empty_like(v) for k, v in w.items()}
         g1, gb1 = grads["w1"].view(R * M, D, H), grads["b1"].view(R * M, 1, H)
         g2, gb2 = grads["w2"].view(R * M, H, 1), grads["b2"].view(R * M, 1, 1)
-        step = max(1, self._chunk_floats // (B * H))
+        step = self._chunk(B)
         for s in range(0, R * M, step):
             c = slice(s, s + step)
             h = torch.baddbmm(b1[c], x[c], w1[c]).relu_()  # (n, B, H)
             g_out = (torch.baddbmm(b2[c], h, w2[c]) - target[c]).mul_(2.0 / B)  # dLoss/dprediction
             torch.bmm(h.transpose(1, 2), g_out, out=g2[c])
             torch.sum(g_out, dim=1, keepdim=True, out=gb2[c])
-            g_h = torch.bmm(g_out, w2[c].transpose(1, 2)).mul_(h > 0)
+            # dLoss/dh masked by the ReLU: an outer product (a broadcast multiply, not a K = 1 bmm) and
+            # ReLU's own backward kernel (one pass, where multiplying by the mask h > 0 took two)
+            g_h = torch.ops.aten.threshold_backward(g_out * w2[c].transpose(1, 2), h, 0.0)
             torch.bmm(x[c].transpose(1, 2), g_h, out=g1[c])
             torch.sum(g_h, dim=1, keepdim=True, out=gb1[c])
         if self.weight_decay:
@@ -260,32 +284,51 @@ class EnsembleGAMBITTS(BatchedAgent):
     #: hidden activations per chunk in ``_gradients`` (~1.3 MB of float32: fits in L2)
     _chunk_floats = 320_000
 
+    def _chunk(self, n: int) -> int:
+        """Nets per chunk for ``n`` inputs each: cache-sized on the CPU, all at once on a GPU."""
+        if self.device.type != "cpu":
+            return self.n_rows * self.n_members
+        return max(1, self._chunk_floats // (n * self.hidden))
+
     def _train_step(self) -> None:
         torch = self._torch
         size = min(self.n_seen, self.buffer_size)
         R, M, B = self.n_rows, self.n_members, min(self.batch_size, size)
         idx = self.rng.integers(size, size=(R, M, B))
         rows = np.arange(R)[:, None, None]
-        x = torch.from_numpy(self.buf_x[rows, idx])  # (R, M, B, D) float32: half the cost of float64
+        x = torch.from_numpy(self.buf_x[rows, idx]).to(self.device)  # (R, M, B, D) float32: half float64's cost
         y = self.buf_y[rows, idx]
         eps = self.buf_eps[rows, idx, np.arange(M)[None, :, None]]
         a_n, b_n = self.noise_model.posterior.noise_params()
         sigma = np.sqrt(b_n / np.maximum(a_n - 1.0, 1e-9))[:, None, None]  # posterior mean of v, per row
         loc, scale = self.y_loc[:, None, None], self.y_scale[:, None, None]
-        target = torch.from_numpy(((y + sigma * eps - loc) / scale).astype(np.float32))
+        target = torch.from_numpy(((y + sigma * eps - loc) / scale).astype(np.float32)).to(self.device)
         self._adam_step(self._gradients(x, target))
 
+    def _make_optimiser(self) -> None:
+        """One ``torch.optim.Adam`` (beta = 0.9, 0.999; eps = 1e-8) over the stacked weights, its state
+        the explicit tensors ``adam_m``, ``adam_v`` and the count ``adam_step`` (so saving and loading see
+        them). Fused (one vectorised pass, about 5x the hand-written step) where torch has it."""
+        torch = self._torch
+        params = list(self.weights.values())
+        try:
+            optimiser = torch.optim.Adam(params, lr=self.lr, betas=(0.9, 0.999), eps=1e-8, fused=True)
+        except (RuntimeError, TypeError):  # no fused Adam for this device in this torch
+            optimiser = torch.optim.Adam(params, lr=self.lr, betas=(0.9, 0.999), eps=1e-8, foreach=True)
+        for k, w in self.weights.items():
+            optimiser.state[w] = {"step": torch.tensor(float(self.adam_step), dtype=torch.float32, device=self.device),
+                                  "exp_avg": self.adam_m[k], "exp_avg_sq": self.adam_v[k]}
+        self._optimiser = optimiser
+
     def _adam_step(self, grads: dict[str, Any]) -> None:
-        """Adam (beta = 0.9, 0.999; eps = 1e-8; bias-corrected) on the stacked weights, state kept
-        across rounds. Element-wise, so it is M x R independent optimisers."""
+        """One Adam step (bias-corrected) with these gradients; state kept across rounds. Element-wise,
+        so it is M x R independent optimisers."""
         self.adam_step += 1
-        t = float(self.adam_step)  # a float exponent keeps the bias corrections bit-identical to earlier releases
-        for k, v in self.weights.items():
-            g = grads[k]
-            self.adam_m[k].mul_(0.9).add_(g, alpha=0.1)
-            self.adam_v[k].mul_(0.999).addcmul_(g, g, value=0.001)
-            denom = (self.adam_v[k] / (1 - 0.999**t)).sqrt_().add_(1e-8)
-            v.addcdiv_(self.adam_m[k], denom, value=-self.lr / (1 - 0.9**t))
+        for k, w in self.weights.items():
+            w.grad = grads[k]
+        self._optimiser.step()
+        for w in self.weights.values():
+            w.grad = None
 
     # -- the protocol hooks --------------------------------------------------------------
     def _inputs(self, z: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -317,11 +360,11 @@ class EnsembleGAMBITTS(BatchedAgent):
         torch = self._torch
         z = self._treatment_draws(ctx)  # (R, K, n, d)
         R, K, n, _ = z.shape
-        inputs = torch.from_numpy(self._inputs(z, x).reshape(R, K * n, -1).astype(np.float32))
-        members = torch.from_numpy(self.rng.integers(self.n_members, size=R))
+        inputs = torch.from_numpy(self._inputs(z, x).reshape(R, K * n, -1).astype(np.float32)).to(self.device)
+        members = torch.from_numpy(self.rng.integers(self.n_members, size=R)).to(self.device)
         with torch.no_grad():
             out = self._forward(inputs, members).reshape(R, K, n).mean(dim=2)
-        return out.numpy().argmax(axis=1)
+        return out.cpu().numpy().argmax(axis=1)
 
     def _update(self, ctx, x, a, y, z):
         pos = self.n_seen % self.buffer_size

@@ -25,7 +25,6 @@ and the estimators that need a propensity say so.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,9 +40,9 @@ from agents.datafiles import (
     jsonable,
     package_versions,
     read_npz,
-    temporary_path,
     write_npz,
 )
+from gambit_gym.datafiles import atomic_path
 from gambit_gym.extras import require
 from gambit_gym.validation import check_int
 
@@ -302,15 +301,8 @@ class LoggedBanditFeedback:
                 columns[name] = pa.FixedSizeListArray.from_arrays(pa.array(value.reshape(-1)), value.shape[1])
         table = pa.table(columns).replace_schema_metadata({"gambit_gym": json.dumps(jsonable(header))})
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = temporary_path(path)
-        try:
+        with atomic_path(path) as tmp:
             pq.write_table(table, tmp)
-            with open(tmp, "rb+") as fh:
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
         return path
 
     @classmethod

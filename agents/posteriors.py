@@ -27,9 +27,83 @@ from gambit_gym.validation import check_array, check_float
 
 
 # -- batched triangular algebra ------------------------------------------------------------
+# Each kernel is written twice with the same arithmetic: as plain loops over (batch row, entry)
+# that numba compiles when it is installed (the ``fast`` extra), so that a round at R = 1 costs
+# microseconds instead of a Python loop over p of small numpy calls, and as numpy operations over
+# the batch (one Python step per column) when it is not. Every entry goes through the same IEEE
+# operations in the same order in both (no reductions, no fused multiply-adds), so the results are
+# identical bit for bit either way. The loop orders are the faster of the two measured (rows or
+# columns of L, benchmarks/bench_posteriors.py), from p = 11 to LinTS's p = 1,608 at K = 200.
+def _rank_one_loops(L, x):  # pragma: no cover - runs compiled
+    n, p = x.shape
+    w = np.empty(p)
+    for row in range(n):
+        for i in range(p):
+            w[i] = x[row, i]
+        for k in range(p):  # column by column: the updates within a column are independent (pipelined)
+            lkk = L[row, k, k]
+            r = np.hypot(lkk, w[k])
+            c = r / lkk
+            s = w[k] / lkk
+            L[row, k, k] = r
+            for i in range(k + 1, p):
+                col = (L[row, i, k] + s * w[i]) / c
+                L[row, i, k] = col
+                w[i] = c * w[i] - s * col
+
+
+def _solve_lower_loops(L, w):  # pragma: no cover - runs compiled
+    n, p = w.shape
+    for row in range(n):
+        for i in range(p):
+            acc = w[row, i]
+            for k in range(i):
+                acc -= L[row, i, k] * w[row, k]
+            w[row, i] = acc / L[row, i, i]
+
+
+def _solve_lower_transpose_loops(L, t):  # pragma: no cover - runs compiled
+    n, p = t.shape
+    for row in range(n):
+        for k in range(p - 1, -1, -1):
+            tk = t[row, k] / L[row, k, k]
+            t[row, k] = tk
+            for j in range(k):
+                t[row, j] -= L[row, k, j] * tk
+
+
+try:
+    import numba
+except ImportError:  # the numpy form below serves
+    _compiled = None
+else:
+    _compiled = {f.__name__: numba.njit(cache=True, nogil=True)(f)
+                 for f in (_rank_one_loops, _solve_lower_loops, _solve_lower_transpose_loops)}
+
+
+def _flat_batch(L: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """``L (..., p, p)`` and ``v (..., p)`` (same batch shape, ``v`` C-contiguous float64) as ``(n, p, p)`` and
+    ``(n, p)`` views for the compiled kernels, or None when they are not available or ``L`` is not such an array."""
+    if _compiled is None or L.dtype != np.float64 or not L.flags.c_contiguous or L.ndim < 2:
+        return None
+    p = L.shape[-1]
+    return L.reshape(-1, p, p), v.reshape(-1, p)
+
+
+def _batch_copy(L: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """A fresh C-contiguous float64 copy of ``b`` with the batch shape of ``L`` (broadcast if needed)."""
+    if b.shape != L.shape[:-1]:
+        b = np.broadcast_to(b, L.shape[:-1])
+    return np.array(b, dtype=np.float64, order="C")
+
+
 def cholesky_rank_one_update(L: np.ndarray, x: np.ndarray) -> None:
     """In place: ``L L^T + x x^T`` for every batch row. ``L (..., p, p)`` lower, ``x (..., p)``."""
-    x = np.array(x, dtype=np.float64, copy=True)
+    x = _batch_copy(L, x)  # a copy: the numpy form overwrites it
+    flat = _flat_batch(L, x)
+    if flat is not None:
+        _compiled["_rank_one_loops"](*flat)
+        return
     p = L.shape[-1]
     for k in range(p):
         lkk = L[..., k, k]
@@ -45,21 +119,37 @@ def cholesky_rank_one_update(L: np.ndarray, x: np.ndarray) -> None:
 
 def solve_lower(L: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``L^{-1} b`` by forward substitution, batched: ``L (..., p, p)``, ``b (..., p)``."""
-    w = np.empty_like(b, dtype=np.float64)
+    w = _batch_copy(L, b)
+    flat = _flat_batch(L, w)
+    if flat is not None:
+        _compiled["_solve_lower_loops"](*flat)  # in place, through the view
+        return w
     for k in range(L.shape[-1]):
-        acc = np.einsum("...j,...j->...", L[..., k, :k], w[..., :k]) if k else 0.0
-        w[..., k] = (b[..., k] - acc) / L[..., k, k]
+        w[..., k] /= L[..., k, k]
+        w[..., k + 1 :] -= L[..., k + 1 :, k] * w[..., k, None]
     return w
 
 
 def solve_lower_transpose(L: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``L^{-T} b`` by back substitution, batched."""
-    p = L.shape[-1]
-    t = np.empty_like(b, dtype=np.float64)
-    for k in range(p - 1, -1, -1):
-        acc = np.einsum("...j,...j->...", L[..., k + 1 :, k], t[..., k + 1 :]) if k + 1 < p else 0.0
-        t[..., k] = (b[..., k] - acc) / L[..., k, k]
+    """``L^{-T} b`` by back substitution, batched: ``L (..., p, p)``, ``b (..., p)``."""
+    t = _batch_copy(L, b)
+    flat = _flat_batch(L, t)
+    if flat is not None:
+        _compiled["_solve_lower_transpose_loops"](*flat)
+        return t
+    for k in range(L.shape[-1] - 1, -1, -1):
+        t[..., k] /= L[..., k, k]
+        t[..., :k] -= L[..., k, :k] * t[..., k, None]
     return t
+
+
+def _standard_gamma(rng: np.random.Generator, shape: np.ndarray) -> np.ndarray:
+    """``rng.gamma(shape)`` (unit scale), the same draws from the same stream: a Generator call with an
+    array of shapes costs ~10 us of argument checking however small the array, a scalar call ~0.6 us, so
+    small arrays (a single replication's K arms) are drawn one scalar at a time, in the same C order."""
+    if shape.size <= 8:
+        return np.array([rng.standard_gamma(a) for a in shape.ravel().tolist()]).reshape(shape.shape)
+    return rng.standard_gamma(shape)
 
 
 # -- Normal-Gamma --------------------------------------------------------------------------
@@ -119,7 +209,7 @@ class NormalGamma:
     def sample(self, rng: np.random.Generator, rows=slice(None), cells=slice(None)) -> np.ndarray:
         """One joint draw of the mean for the selected cells (fancy indices broadcast)."""
         alpha_n, beta_n, loc, kappa = self._params(rows, cells)
-        tau = rng.gamma(alpha_n) / beta_n
+        tau = _standard_gamma(rng, alpha_n) / beta_n
         return loc + rng.standard_normal(loc.shape) / np.sqrt(tau * kappa)
 
 
@@ -204,7 +294,7 @@ class LinearGaussian:
         w = self._whitened()
         if self.noise_var is None:
             a_n, b_n = self.noise_params(w)
-            v = b_n / rng.gamma(a_n)
+            v = b_n / _standard_gamma(rng, a_n)
         else:
             v = np.full(len(w), self.noise_var)
         eps = rng.standard_normal(w.shape)
@@ -287,5 +377,5 @@ class NormalInverseWishart:
         L = self.chol_psi[rows, cells]
         df = self.nu[rows, cells] - self.dim + 1
         g = np.einsum("...ij,...j->...i", L, rng.standard_normal(m.shape))
-        chi2 = rng.chisquare(df)
+        chi2 = 2.0 * _standard_gamma(rng, df / 2.0)  # rng.chisquare(df), the same draws
         return m + g / np.sqrt(self.kappa[rows, cells] * chi2)[..., None]

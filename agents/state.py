@@ -17,22 +17,18 @@ unreadable gives a :class:`StateFileError` naming the file.
 
 from __future__ import annotations
 
-import io
 import json
-import lzma
-import math
 import numbers
 import os
-import secrets
-import struct
 import zipfile
-import zlib
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, NoReturn
 
 import numpy as np
+
+from gambit_gym.datafiles import ZIP_ERRORS, parse_json_object, read_npy_member, write_arrays
 
 StateValue = np.ndarray | int | float
 State = dict[str, StateValue]
@@ -114,12 +110,8 @@ STATE_FILE_FORMAT = "gambit-gym agent state"
 STATE_FILE_VERSION = 1
 #: The member holding the JSON header.
 HEADER_MEMBER = "__meta__"
-#: Caps on what a header may be: characters of JSON, and bytes of a member's ``.npy`` header (NumPy's own cap).
+#: Cap on the characters of a header's JSON (each member's ``.npy`` header has NumPy's own cap).
 MAX_HEADER_CHARS = 1 << 20
-_MAX_NPY_HEADER = 10_000
-# Everything zipfile and its decompressors raise for a damaged archive.
-_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, OSError, ValueError, NotImplementedError,
-               RuntimeError, struct.error, OverflowError)
 
 
 def write_state_file(path: str | os.PathLike[str], header: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> Path:
@@ -142,24 +134,10 @@ def write_state_file(path: str | os.PathLike[str], header: Mapping[str, Any], ar
         raise IsADirectoryError(f"path: {path} is a directory; expected a file name")
     if not path.parent.is_dir():
         raise FileNotFoundError(f"path: the folder {path.parent} does not exist")
+    if HEADER_MEMBER in arrays:
+        raise ValueError(f"arrays: the name {HEADER_MEMBER!r} is reserved for the header")
     text = json.dumps({**header, "format": STATE_FILE_FORMAT, "version": STATE_FILE_VERSION}, allow_nan=True)
-    while True:  # a fresh name, so two writers of one path never share a temporary file
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # mode 0o666 minus the umask
-            break
-        except FileExistsError:
-            continue
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **{HEADER_MEMBER: np.array(text)}, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    return write_arrays(path, {HEADER_MEMBER: np.array(text), **arrays}, compress=False)
 
 
 class StateFileReader:
@@ -182,7 +160,7 @@ class StateFileReader:
             raise FileNotFoundError(f"{self.path}: no such file")
         try:
             self._zip = zipfile.ZipFile(self.path)
-        except _ZIP_ERRORS as exc:
+        except ZIP_ERRORS as exc:
             self._fail(f"not a readable agent state file (truncated, corrupt or not .npz): {exc}")
         try:
             self._members = self._list_members()
@@ -223,12 +201,7 @@ class StateFileReader:
                 self._fail(f"header of {dtype.itemsize // 4:,} characters; expected at most {MAX_HEADER_CHARS:,}")
 
         text = str(self._read_member(HEADER_MEMBER, check)[()])
-        try:
-            header = json.loads(text)
-        except (ValueError, RecursionError) as exc:  # JSONDecodeError, bad surrogates, too deep
-            self._fail(f"the header is not valid JSON ({exc})")
-        if not isinstance(header, dict):
-            self._fail(f"the header is a JSON {type(header).__name__}, expected an object")
+        header = parse_json_object(text, self._fail, what="the header", max_chars=MAX_HEADER_CHARS)
         if "format" not in header:
             self._fail("not a gambit-gym agent state file (no format marker: a foreign file, or a state saved by "
                        "an earlier gambit-gym that cannot be checked against the environment; save the agent again)")
@@ -255,65 +228,15 @@ class StateFileReader:
 
     def _read_member(self, name: str, check) -> np.ndarray:
         """One ``.npy`` member: its header parsed and passed to ``check(shape, dtype)``, then exactly the
-        declared bytes read (never unpickled)."""
-        info = self._members[name]
+        declared bytes read (never unpickled; :func:`gambit_gym.datafiles.read_npy_member`)."""
 
         def fail(problem: str) -> NoReturn:
             self._fail(f"{name}: {problem}")
 
-        try:
-            fh = self._zip.open(info)
-        except _ZIP_ERRORS as exc:
-            fail(f"unreadable (truncated or corrupt): {exc}")
-        with fh:
-            head = _read_exact(fh, 10, fail)
-            if head[:6] != b"\x93NUMPY" or head[6] not in (1, 2):
-                fail("not a .npy array of format version 1 or 2")
-            if head[6] == 2:
-                head += _read_exact(fh, 2, fail)
-            header_len = int.from_bytes(head[8:], "little")
-            if header_len > _MAX_NPY_HEADER:
-                fail(f"array header of {header_len:,} bytes; expected at most {_MAX_NPY_HEADER:,}")
-            head += _read_exact(fh, header_len, fail)
-            try:
-                stream = io.BytesIO(bytes(head))
-                version = np.lib.format.read_magic(stream)
-                read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                        else np.lib.format.read_array_header_2_0)
-                shape, fortran_order, dtype = read(stream)
-            except (ValueError, TypeError, SyntaxError) as exc:
-                fail(f"unreadable array header ({exc})")
+        def check_member(shape: tuple[int, ...], dtype: np.dtype) -> None:
             if dtype.hasobject:
                 fail("holds Python objects (a pickle); agent state files hold plain numbers only, "
                      "and pickles are never loaded")
             check(shape, dtype)
-            nbytes = math.prod(shape) * dtype.itemsize
-            if len(head) + nbytes != info.file_size:
-                fail(f"shape {shape} of {dtype} needs {nbytes:,} bytes but the member holds "
-                     f"{info.file_size - len(head):,}")
-            data = _read_exact(fh, nbytes, fail)
-            try:
-                extra = fh.read(1)  # also makes zipfile check the CRC
-            except _ZIP_ERRORS as exc:
-                fail(f"unreadable (truncated or corrupt): {exc}")
-            if extra:
-                fail("longer than declared")
-        array = np.frombuffer(data, dtype=dtype)
-        return array.reshape(shape[::-1]).transpose() if fortran_order else array.reshape(shape)
 
-
-def _read_exact(fh: Any, n: int, fail) -> bytearray:
-    """Exactly ``n`` bytes (``n`` was checked against the live state or the header cap); a short or
-    damaged member goes to ``fail``."""
-    data = bytearray(n)
-    view, pos = memoryview(data), 0
-    while pos < n:
-        try:
-            chunk = fh.read(min(n - pos, 1 << 24))
-        except _ZIP_ERRORS as exc:
-            fail(f"unreadable (truncated or corrupt): {exc}")
-        if not chunk:
-            fail(f"truncated: {pos:,} of {n:,} expected bytes")
-        view[pos : pos + len(chunk)] = chunk
-        pos += len(chunk)
-    return data
+        return read_npy_member(self._zip, self._members[name], fail, check_member, catch=ZIP_ERRORS)

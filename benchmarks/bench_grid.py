@@ -1,7 +1,7 @@
-"""Wall time of the paper's whole study grid (all nine named experiments at the paper's sizes).
+"""Wall time of the whole study grid: every named experiment (the paper's nine, then those beyond it).
 
-Run: ``python benchmarks/bench_grid.py [--out results/grid] [--workers 2]``. Runs
-``gambit-gym experiment run all`` through the local process backend into a fresh
+Run: ``python benchmarks/bench_grid.py [--out results/grid] [--workers 2] [--paper-only]``. Runs
+``gambit-gym experiment run all`` (``--paper-only``: ``run paper``) through the local process backend into a fresh
 folder (an existing one is resumed, which would not time the grid), then prints
 the wall time against the 15-minute goal, the compute seconds of every config
 (from the results files) and the share each agent takes, and writes the report.
@@ -15,7 +15,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from agents.experiments import load_results, named_experiments, run_experiments, write_report
+from agents.experiments import PAPER_ORDER, load_results, named_experiments, run_experiments, write_report
 
 GOAL_SECONDS = 15 * 60
 
@@ -24,11 +24,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", default="results/grid")
     parser.add_argument("--workers", type=int, default=os.cpu_count())
+    parser.add_argument("--paper-only", action="store_true", help="only the paper's nine experiments")
     args = parser.parse_args()
     out = Path(args.out)
     if any(out.glob("*/*.csv")):
         raise SystemExit(f"{out} already holds results: pass a fresh --out to time the whole grid")
-    experiments = list(named_experiments().values())
+    experiments = [e for name, e in named_experiments().items() if not args.paper_only or name in PAPER_ORDER]
     n = sum(len(e.configs()) for e in experiments)
     print(f"{len(experiments)} experiments, {n} configs, {args.workers} worker processes, {os.cpu_count()} CPUs")
     tic = time.perf_counter()

@@ -8,15 +8,27 @@ factors; the observation is the concatenation of one one-hot vector per factor.
 
 from __future__ import annotations
 
+import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
-MHEALTH_FACTORS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("location", ("home", "work", "other")),
-    ("previous_day_steps", ("0-4,999", "5,000-9,999", "10,000-15,000", "more than 15,000")),
-)
+#: The file of the default domain, whose ``[[contexts]]`` are the default factors. Read here with ``tomllib``
+#: (only the factors' names and levels): :mod:`gambit_gym.domains` itself builds on this module.
+MHEALTH_DOMAIN_FILE = Path(__file__).resolve().with_name("domains") / "mhealth.toml"
+
+
+def _domain_factors(path: Path) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """``(name, levels)`` of each ``[[contexts]]`` table of a domain file (checked in full by
+    :func:`gambit_gym.domains.load_domain`)."""
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    return tuple((str(f["name"]), tuple(str(level) for level in f["levels"])) for f in data.get("contexts", []))
+
+
+#: The mHealth domain's factors (location x previous-day step bucket), from :data:`MHEALTH_DOMAIN_FILE`.
+MHEALTH_FACTORS: tuple[tuple[str, tuple[str, ...]], ...] = _domain_factors(MHEALTH_DOMAIN_FILE)
 
 
 @dataclass(frozen=True)

@@ -113,14 +113,34 @@ class ScenarioAccess:
     _sim_rng: np.random.Generator
 
     def sample_treatments(
-        self, action: int, context: int, n: int, rng: np.random.Generator | None = None
+        self, action: int, context: int, n: int, rng: np.random.Generator | None = None, raw: bool = False
     ) -> np.ndarray:
         """``n`` working embeddings for (action, context index), shape ``(n, d)``.
 
         Uses ``rng`` if given, else the env's simulation stream (seeded by
-        ``reset(seed=...)``); the episode's own stream is never touched.
+        ``reset(seed=...)``); the episode's own stream is never touched. With a
+        safety layer the draws go through it (what would be delivered: fallback or
+        null embeddings included) unless ``raw=True`` (the generator before the layer).
         """
-        return self.scenario.sample_treatments(action, context, n, self._sim_rng if rng is None else rng)
+        rng = self._sim_rng if rng is None else rng
+        if raw and self.scenario.safety is not None:
+            return self.scenario.raw_sample_treatments(action, context, n, rng)
+        return self.scenario.sample_treatments(action, context, n, rng)
+
+    def raw_sample_treatments(
+        self, action: int, context: int, n: int, rng: np.random.Generator | None = None
+    ) -> np.ndarray:
+        """Simulation access before any safety layer: ``sample_treatments(..., raw=True)``."""
+        return self.sample_treatments(action, context, n, rng, raw=True)
+
+    def expected_harms(self, context: int | np.ndarray) -> np.ndarray:
+        """Exact mean harm of the delivered treatment for every action, shaped like :meth:`expected_rewards`.
+
+        Zeros without a safety layer or without its ``harm`` definition.
+        """
+        rewards = self.expected_rewards(context)  # checks the context index (or indices)
+        harm = getattr(self.scenario, "expected_harm", None)
+        return np.zeros_like(rewards) if harm is None else harm[np.asarray(context)].copy()
 
     def expected_rewards(self, context: int | np.ndarray) -> np.ndarray:
         """Exact mu(a, x) for every action: ``(K,)`` for one context index, ``(n, K)`` for an array."""
@@ -212,6 +232,13 @@ class GeneratorMediatedEnv(ScenarioAccess, gym.Env):
       exactly 0 for an optimal action;
     * ``played_context``: the context index of that round.
 
+    With a safety layer (the ``safety`` option, :mod:`gambit_gym.safety`) ``step`` adds
+    ``delivered`` (False when nothing was sent), ``attempts`` (generations tried),
+    ``filtered`` (some attempt was rejected), ``fallback`` (the fallback message went out),
+    ``raw_treatment`` (the last generated treatment; ``treatment`` is the delivered one),
+    ``harm`` (the delivered treatment's harm score) and ``expected_harm`` (its exact mean
+    for the action); ``expected_reward`` and ``regret`` are exact for the delivered distribution.
+
     ## Simulation access and oracle
     ``sample_treatments(action, context, n, rng=None)`` draws ``n`` working
     embeddings from the generator without touching the episode's random
@@ -279,6 +306,10 @@ class GeneratorMediatedEnv(ScenarioAccess, gym.Env):
                                                                             a random direction of norm effect_size
         effect_size         S M    float                       1.0          norm of the drawn linear weights; "mlp" is
                                                                             scaled so its expected rewards spread alike
+        active_dims         S M    int | None                  None         the drawn "linear" weights are nonzero on
+                                                                            the first active_dims coordinates of Z* only
+                                                                            (a reward on a sparse set of directions of a
+                                                                            large embedding); None = all
         context_effect_sd   S M    float                       0.5          sd of the additive reward effect of each
                                                                             context-factor level
         hidden_units        S M    int                         64           hidden units of the "mlp" outcome
@@ -289,6 +320,14 @@ class GeneratorMediatedEnv(ScenarioAccess, gym.Env):
         reward_noise_sd     S M C  float | None                None         outcome noise sd sigma_Y >= 0, set directly
         field_noise_sd      S M    float                       24.5712      the sd of noise level 4 (the field noise of
                                                                             the paper's 3-D linear outcome model)
+        safety              S M C  dict | None                 None         a safety layer between generation and
+                                                                            delivery (gambit_gym.safety): "checks"
+                                                                            (threshold, logistic, random, pattern) on
+                                                                            the generated treatment, "attempts",
+                                                                            "on_reject" ("fallback", "withhold",
+                                                                            "resample"), "fallback",
+                                                                            "no_message_reward", "harm"; None = every
+                                                                            treatment is delivered
         embedding_dim       S      int                         3            p = d: the dimension of Z* and of the
                                                                             working embedding Z = Z*
         latent_dim          M      int                         3            p, the dimension of the latent treatment Z*
@@ -354,6 +393,10 @@ class GeneratorMediatedEnv(ScenarioAccess, gym.Env):
       longer truncates unless given a length. ``render_mode="rgb_array"``. The
       vector environment takes per-environment seed lists, ``get_attr`` / ``call``
       / ``set_attr``, ``render_mode`` and ``seeding="per-env"``.
+    * v0 (after 0.1.0): the ``safety`` option of every variant, a safety layer between
+      generation and delivery (:mod:`gambit_gym.safety`), with the info keys ``delivered``,
+      ``attempts``, ``filtered``, ``fallback``, ``raw_treatment``, ``harm`` and ``expected_harm``
+      and ``sample_treatments(..., raw=True)``; without it (the default) nothing changes.
 
     Example:
         >>> import gymnasium as gym, gambit_gym
@@ -428,7 +471,11 @@ class GeneratorMediatedEnv(ScenarioAccess, gym.Env):
         a = check_action(action, self.scenario.n_actions)
         s = self.scenario
         c = self._context
-        latent, z, reward = s.draw(np.array([a]), np.array([c]), self.np_random)
+        if s.safety is None:
+            latent, z, reward = s.draw(np.array([a]), np.array([c]), self.np_random)
+            layer = None
+        else:
+            latent, z, reward, layer = s.draw_with_layer(np.array([a]), np.array([c]), self.np_random)
         self._t += 1
         mu = self._expected[c][a]  # python floats: cheaper than numpy scalars on this path
         best = self._best[c]
@@ -441,6 +488,10 @@ class GeneratorMediatedEnv(ScenarioAccess, gym.Env):
             "regret": best - mu,
             "played_context": c,
         }
+        if layer is not None:
+            played.update({key: value[0].item() if key != "raw_treatment" else value[0]
+                           for key, value in layer.items()})
+            played["expected_harm"] = float(s.expected_harm[c, a])
         self._last = {"action": a, "reward": float(reward[0]), **played}
         self._context = int(self.contexts.sample(self.np_random))
         obs = self.contexts.features[self._context].copy()

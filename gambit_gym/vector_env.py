@@ -228,11 +228,15 @@ class GeneratorMediatedVectorEnv(ScenarioAccess, VectorEnv):
         acts = self._check_actions(actions)
         s = self.scenario
         ctx = self._contexts
+        layer = None
         if self.seeding == "shared":
-            latent, z, rewards = s.draw(acts, ctx, self._rng)
+            if s.safety is None:
+                latent, z, rewards = s.draw(acts, ctx, self._rng)
+            else:
+                latent, z, rewards, layer = s.draw_with_layer(acts, ctx, self._rng)
             self._contexts = self.contexts.sample(self._rng, self.num_envs)
         else:
-            latent, z, rewards = self._draw_each(acts, ctx)
+            latent, z, rewards, layer = self._draw_each(acts, ctx)
         if latent.dtype.kind == "U":  # message texts: an object array, as SyncVectorEnv batches strings
             latent = latent.astype(object)
         self._t += 1
@@ -248,6 +252,11 @@ class GeneratorMediatedVectorEnv(ScenarioAccess, VectorEnv):
             "regret": best - expected,
             "played_context": ctx,
         }
+        if layer is not None:  # the safety layer's keys (gambit_gym.safety)
+            played.update(layer)
+            if played["raw_treatment"].dtype.kind == "U":
+                played["raw_treatment"] = played["raw_treatment"].astype(object)
+            played["expected_harm"] = s.expected_harm[ctx, acts]
         truncated = self._max_episode_steps is not None and self._t >= self._max_episode_steps
         self._needs_reset = truncated
         info = self._context_info()
@@ -263,19 +272,28 @@ class GeneratorMediatedVectorEnv(ScenarioAccess, VectorEnv):
             info,
         )
 
-    def _draw_each(self, acts: np.ndarray, ctx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _draw_each(
+        self, acts: np.ndarray, ctx: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray] | None]:
         """``seeding="per-env"``: each row drawn from its own stream, in the single environment's order
-        (the round, then the next context), so the numbers are those of ``SyncVectorEnv``."""
+        (the round, then the next context), so the numbers are those of ``SyncVectorEnv``; with a safety
+        layer, also its per-row keys."""
         latents, embeddings, rewards = [], [], np.empty(self.num_envs)
         contexts = np.empty(self.num_envs, dtype=np.int64)
+        layers = []
         for i, rng in enumerate(self._rngs):
-            latent, z, reward = self.scenario.draw(acts[i : i + 1], ctx[i : i + 1], rng)
+            if self.scenario.safety is None:
+                latent, z, reward = self.scenario.draw(acts[i : i + 1], ctx[i : i + 1], rng)
+            else:
+                latent, z, reward, extra = self.scenario.draw_with_layer(acts[i : i + 1], ctx[i : i + 1], rng)
+                layers.append(extra)
             latents.append(latent)
             embeddings.append(z)
             rewards[i] = reward[0]
             contexts[i] = self.contexts.sample(rng)
         self._contexts = contexts
-        return np.concatenate(latents), np.concatenate(embeddings), rewards
+        layer = {key: np.concatenate([x[key] for x in layers]) for key in layers[0]} if layers else None
+        return np.concatenate(latents), np.concatenate(embeddings), rewards, layer
 
     def _check_actions(self, actions: Any) -> np.ndarray:
         acts = np.asarray(actions)

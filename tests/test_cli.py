@@ -76,7 +76,7 @@ def test_the_installed_console_script(tmp_path):
     if not script.exists():
         pytest.skip(f"no console script beside {sys.executable}: pip install -e . installs it")
     helped = subprocess.run([script, "--help"], capture_output=True, text=True, check=True)
-    assert "{describe,cache,experiment}" in helped.stdout
+    assert "{describe,cache,experiment,sanity}" in helped.stdout
     described = subprocess.run([script, "describe"], capture_output=True, text=True, check=True)
     assert "expected reward mu(a, x)" in described.stdout
     listed = subprocess.run([script, "experiment", "list"], capture_output=True, text=True, check=True)

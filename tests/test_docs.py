@@ -15,15 +15,23 @@ from gambit_gym import __version__
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-#: A fenced Python block, unless the line before it is ``<!-- skip-test: why -->``.
-PYTHON_BLOCK = re.compile(r"(?:^(?P<before>[^\n]*)\n)?^```python\n(?P<code>[\s\S]*?)^```", re.MULTILINE)
+#: A fenced block and the line before it: a Python block runs unless that line is ``<!-- skip-test: why -->``;
+#: a block of any language after ``<!-- write-file: NAME -->`` is written to NAME first (a file the page shows).
+FENCED_BLOCK = re.compile(r"(?:^(?P<before>[^\n]*)\n)?^```(?P<lang>[\w-]*)\n(?P<code>[\s\S]*?)^```", re.MULTILINE)
+WRITE_FILE = re.compile(r"^<!-- write-file: (?P<name>[\w.-]+) -->$")
 PAGES = sorted(p.relative_to(DOCS).as_posix() for p in DOCS.rglob("*.md"))
 
 
 def python_blocks(path: Path) -> list[str]:
-    """The page's Python blocks that are meant to run, in order."""
-    return [m.group("code") for m in PYTHON_BLOCK.finditer(path.read_text(encoding="utf-8"))
-            if "skip-test" not in (m.group("before") or "")]
+    """The page's code that is meant to run, in order: its Python blocks, and code writing the files it shows."""
+    code = []
+    for m in FENCED_BLOCK.finditer(path.read_text(encoding="utf-8")):
+        before = m.group("before") or ""
+        if written := WRITE_FILE.match(before):
+            code.append(f"open({written['name']!r}, 'w', encoding='utf-8').write({m.group('code')!r})\n")
+        elif m.group("lang") == "python" and "skip-test" not in before:
+            code.append(m.group("code"))
+    return code
 
 
 @pytest.mark.slow
@@ -42,6 +50,13 @@ def test_the_readme_shows_the_example_sweep_file_as_it_is():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     example = (ROOT / "examples" / "my_sweep.toml").read_text(encoding="utf-8")
     assert f"```toml\n{example}```" in readme
+
+
+def test_the_bring_your_own_output_tutorial_shows_the_readmes_domain_file():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    page = (DOCS / "tutorials" / "own-generator.md").read_text(encoding="utf-8")
+    shown = re.search(r"^<!-- write-file: my_domain.toml -->\n```toml\n([\s\S]*?)^```", page, re.MULTILINE)
+    assert shown and f"```toml\n{shown.group(1)}```" in readme
 
 
 def test_nothing_cites_a_spec_the_repository_does_not_have():

@@ -134,3 +134,54 @@ def test_each_replication_standardises_its_targets_with_its_own_warm_up_rewards(
         assert agent.y_loc[row] == per_row[row].mean()
         assert agent.y_scale[row] == max(per_row[row].std(), 1e-6)
     assert agent.y_loc[2] == 7.0 and agent.y_scale[2] == 1e-6
+
+
+def test_adam_state_is_the_explicit_arrays_and_resumes_exactly():
+    """The optimiser's moments are ``adam_m`` / ``adam_v`` themselves, and an agent rebuilt from a
+    mid-run state continues bit for bit like the one that kept running (Adam moments and step included)."""
+    venv = GeneratorMediatedVectorEnv(num_envs=2)
+    agent = EnsembleGAMBITTS.from_env(venv, seed=1, n_members=3, warmup=10)
+    play(agent, venv, 0, 15)
+    for k, w in agent.weights.items():
+        state = agent._optimiser.state[w]
+        assert state["exp_avg"] is agent.adam_m[k] and state["exp_avg_sq"] is agent.adam_v[k]
+        assert float(state["step"]) == agent.adam_step == 15 - 10 + 1
+    assert all(agent.adam_v[k].abs().sum() > 0 for k in agent.weights)
+    saved = agent.state_dict()
+    clone = EnsembleGAMBITTS.from_env(venv, seed=99, n_members=3, warmup=10)
+    clone.load_state_dict(saved)
+    continued = play(agent, GeneratorMediatedVectorEnv(num_envs=2), 5, 10)
+    resumed = play(clone, GeneratorMediatedVectorEnv(num_envs=2), 5, 10)
+    assert np.array_equal(continued, resumed)
+    for k in agent.weights:
+        assert torch.equal(agent.weights[k], clone.weights[k]) and torch.equal(agent.adam_v[k], clone.adam_v[k])
+
+
+@pytest.mark.parametrize("device", ["tpu", "cuda:x", 3])
+def test_bad_device_is_rejected(device):
+    with pytest.raises(ValueError, match="device"):
+        EnsembleGAMBITTS.from_env(GeneratorMediatedVectorEnv(num_envs=2), seed=0, device=device)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a machine without a GPU")
+def test_cuda_without_a_gpu_says_so():
+    with pytest.raises(ValueError, match="device: 'cuda' asked for"):
+        EnsembleGAMBITTS.from_env(GeneratorMediatedVectorEnv(num_envs=2), seed=0, device="cuda")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_trains_and_acts_on_a_gpu_and_its_state_moves_to_the_cpu():
+    """On a GPU the nets start from the same weights as on the CPU, learn, save as numpy arrays, and a
+    CPU agent loaded from that state predicts what the GPU agent predicts (float32 tolerance)."""
+    venv = GeneratorMediatedVectorEnv(num_envs=3)
+    gpu = EnsembleGAMBITTS.from_env(venv, seed=2, n_members=4, warmup=10, device="cuda")
+    cpu = EnsembleGAMBITTS.from_env(venv, seed=2, n_members=4, warmup=10)
+    assert all(torch.equal(gpu.weights[k].cpu(), cpu.weights[k]) for k in cpu.weights)
+    actions = play(gpu, venv, 0, 40)
+    assert actions.shape == (40, 3) and gpu.weights["w1"].is_cuda and gpu.adam_m["w1"].is_cuda
+    state = gpu.state_dict()
+    assert all(isinstance(v, np.ndarray) for k, v in state["state"].items() if k.startswith(("weights", "adam")))
+    cpu.load_state_dict(state)
+    x = torch.randn(3, 4, 25, cpu.input_dim)
+    with torch.no_grad():
+        torch.testing.assert_close(gpu._forward(x.to(gpu.device)).cpu(), cpu._forward(x), rtol=1e-4, atol=1e-4)

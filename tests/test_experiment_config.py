@@ -3,8 +3,10 @@
 import gymnasium as gym
 import pytest
 
-from agents.experiments import PAPER_ORDER, Experiment, ExperimentError, load_experiment, named_experiments
-from agents.experiments.config import PAPER_DIR, resolve_agent_type
+from agents.experiments import PAPER_ORDER, Experiment, ExperimentError, load_experiment, named_experiments, report
+from agents.experiments import config as config_module
+from agents.experiments.beyond import FINDINGS as BEYOND_FINDINGS
+from agents.experiments.config import BEYOND_DIR, PAPER_DIR, resolve_agent_type
 from agents.experiments.findings import FindingCheck
 from agents.experiments.paper import FINDINGS
 from gambit_gym import ENV_ID
@@ -13,13 +15,38 @@ from tests._experiments import ROOT, TINY
 
 def test_named_experiments_cover_the_papers_grid():
     exps = named_experiments()
-    assert list(exps) == list(PAPER_ORDER) and len(exps) == 9
+    beyond = sorted(p.stem for p in BEYOND_DIR.glob("*.toml"))
+    assert list(exps) == [*PAPER_ORDER, *beyond] and len(PAPER_ORDER) == 9
     for name in ("arms", "noise-linear", "noise-mlp", "dims", "simulation-access"):
         assert any(a["type"] == "EnsembleGAMBITTS" for a in exps[name].agents.values()), name
     assert [c.params["n_actions"] for c in exps["arms"].configs()] == ["3", "5", "15", "30", "40"]
     assert [len(c.env["working_embedding"]) for c in exps["dims"].configs()] == [3, 5, 10, 15, 20]
     assert exps["long-horizon"].horizon == 10_000 and exps["long-horizon"].env["n_actions"] == 40
-    assert all(e.horizon >= 1000 and e.replications == 250 for e in exps.values())
+    assert all(exps[name].horizon >= 1000 and exps[name].replications == 250 for name in PAPER_ORDER)
+
+
+def test_experiments_beyond_the_paper_come_after_it_alphabetically(tmp_path, monkeypatch):
+    """beyond/<name>.toml is discovered, listed after the paper's grid by name, and loadable by name."""
+    for name in ("zeta", "alpha"):
+        (tmp_path / f"{name}.toml").write_text(
+            f'name = "{name}"\nhorizon = 5\nreplications = 1\nseed = 0\n[env]\nvariant = "synthetic"\n'
+            '[agents.StdTS]\ntype = "StandardTS"\n')
+    monkeypatch.setattr(config_module, "BEYOND_DIR", tmp_path)
+    assert list(named_experiments()) == [*PAPER_ORDER, "alpha", "zeta"]
+    assert load_experiment("zeta").name == "zeta" and load_experiment("arms").name == "arms"
+    with pytest.raises(ExperimentError, match="'alpha', 'zeta'"):
+        load_experiment("nonesuch")
+    (tmp_path / "arms.toml").write_text((PAPER_DIR / "arms.toml").read_text())
+    with pytest.raises(ExperimentError, match="has the name of the paper's"):
+        named_experiments()
+
+
+def test_findings_beyond_the_paper_are_checked_by_the_report():
+    assert list(report.FINDINGS) == [*FINDINGS, *BEYOND_FINDINGS]
+    assert all(isinstance(f, FindingCheck) for f in BEYOND_FINDINGS)
+    for f in BEYOND_FINDINGS:
+        module = f.check.__module__.rsplit(".", 1)[-1]
+        assert (BEYOND_DIR / f"{module.replace('_', '-')}.toml").is_file(), f.claim
 
 
 @pytest.mark.parametrize("name", PAPER_ORDER)

@@ -18,7 +18,7 @@ from agents.experiments import (
 )
 from agents.experiments.config import PAPER_DIR
 from agents.experiments.findings import experiment
-from agents.experiments.paper import FINDINGS
+from agents.experiments.report import FINDINGS  # the paper's findings, then those beyond it
 from tests._experiments import ROOT, TINY, write_config
 
 LOW_NOISE = "poGAMBITTS has much lower regret than standard TS at low noise"

@@ -179,3 +179,101 @@ def test_runner_rejects_bad_arguments(tmp_path):
         run_experiments([exp, exp], tmp_path)
     with pytest.raises(ExperimentError, match="replications"):
         exp.with_overrides(replications=0)
+
+
+# -- data files: relative paths, and a cache replaced at the same path ------------------------------------
+CACHED_EXPERIMENT = """
+name = "mine"
+horizon = 12
+replications = 2
+seed = 3
+[env]
+variant = "cached-llm"
+cache_path = "data/c.npz"
+n_actions = 3
+[agents.StdTS]
+type = "StandardTS"
+[sweep]
+"env.n_actions" = [2, 3]
+"""
+
+
+def test_a_relative_cache_path_is_the_experiment_files_and_a_replaced_cache_is_refused(tmp_path, monkeypatch):
+    from tests._domains import handmade_cache
+
+    folder = tmp_path / "sub"
+    (folder / "data").mkdir(parents=True)
+    handmade_cache(folder / "data" / "c.npz", seed=0)
+    (folder / "exp.toml").write_text(CACHED_EXPERIMENT)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # the path is the file's, not the working directory's
+    exp = Experiment.from_file("../sub/exp.toml")
+    assert exp.folder == folder.resolve() and exp.with_overrides(horizon=5).folder == exp.folder
+    assert {c.env["cache_path"] for c in exp.configs()} == {str((folder / "data" / "c.npz").resolve())}
+    out = tmp_path / "out"
+    first = run_experiment(exp, out, backend="serial", progress=False)
+    written = (out / "mine" / "experiment.json").read_text()
+    assert '"cache_path": "data/c.npz"' in written and '"data"' in written  # the path as written, its content's hash
+    texts = csv_texts(out / "mine")
+    assert len(first) == 2 and len(texts) == 2
+    # moved together with its data, the folder's results stay valid and resume
+    moved = tmp_path / "moved"
+    folder.rename(moved)
+    (out / "mine" / first[1].name).unlink()
+    run_experiment(Experiment.from_file(moved / "exp.toml"), out, backend="serial", progress=False)
+    assert csv_texts(out / "mine") == texts  # unchanged cache: resumed, the same numbers
+    handmade_cache(moved / "data" / "c.npz", seed=1)  # another cache at the same path
+    with pytest.raises(ExperimentError, match=r"different definition .*\(changed: data\)"):
+        run_experiment(Experiment.from_file(moved / "exp.toml"), out, backend="serial", progress=False)
+
+
+def test_results_written_before_data_fingerprints_resume_with_a_warning(tmp_path):
+    import json
+
+    exp = Experiment.from_dict({**TINY, "env": {"variant": "cached-llm"}, "agents": {"StdTS": {"type": "StandardTS"}},
+                                "horizon": 10, "replications": 2})
+    run_experiment(exp, tmp_path, backend="serial", progress=False)
+    meta = tmp_path / "tiny" / "experiment.json"
+    old = json.loads(meta.read_text())
+    assert set(old["data"]) == {"n_actions=3", "n_actions=5"}
+    del old["data"]  # as written before the runner recorded the data files
+    meta.write_text(json.dumps(old))
+    with pytest.warns(UserWarning, match="predate the record of the data files"):
+        run_experiment(exp, tmp_path, backend="serial", progress=False)
+    assert "data" in json.loads(meta.read_text())  # recorded now: a replaced file is caught from here on
+    synthetic = Experiment.from_dict({**TINY, "name": "plain", "agents": {"StdTS": {"type": "StandardTS"}}})
+    assert synthetic.definition()["data"] == {}
+
+
+# -- progress inside a config ---------------------------------------------------------------------------
+def test_run_config_reports_its_steps_as_it_runs_and_changes_no_number():
+    from agents.experiments.runner import TICK_ROUNDS, config_steps, run_config
+
+    exp = Experiment.from_dict({**TINY, "horizon": 120, "block_size": 2,
+                                "agents": {"StdTS": {"type": "StandardTS"}, "lin": {"type": "LinearTS"}}})
+    config = exp.configs()[0]
+    ticks: list[int] = []
+    observed = run_config(config, ticks.append)
+    assert sum(ticks) == config_steps(config) == 2 * 3 * 120
+    blocks, reports = 2, -(-120 // TICK_ROUNDS)  # replications 3 in blocks of 2; every 50 rounds and the last
+    assert len(ticks) == 2 * blocks * reports and ticks[:3] == [2 * TICK_ROUNDS, 2 * TICK_ROUNDS, 2 * 20]
+    plain = run_config(config)
+    for agent, result in plain.items():
+        for key in ("mean", "se", "final", "regret"):
+            assert np.array_equal(observed[agent][key], result[key]), (agent, key)
+
+
+@pytest.mark.parametrize("backend", ["serial", pytest.param("process", marks=pytest.mark.slow)])
+def test_the_progress_bar_counts_the_steps_of_every_config(tmp_path, capsys, backend):
+    exp = Experiment.from_dict({**TINY, "horizon": 60, "agents": {"StdTS": {"type": "StandardTS"}}})
+    run_experiments([exp], tmp_path, backend=backend, workers=2, progress=True)
+    bar = capsys.readouterr().err.replace("\r", "\n").splitlines()
+    last = [line for line in bar if "step" in line][-1]
+    assert "configs 2/2" in last and "360/360" in last, last  # 2 configs x 1 agent x 3 replications x 60 rounds
+    assert csv_texts(tmp_path / "tiny") == csv_texts(_quiet_run(tmp_path / "quiet", exp))
+
+
+def _quiet_run(out, exp):
+    run_experiments([exp], out, backend="serial", progress=False)
+    return out / exp.name

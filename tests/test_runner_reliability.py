@@ -5,6 +5,7 @@ types, memory estimated before work starts, huge sweeps counted and refused; per
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -121,10 +122,11 @@ def wait_until(condition, timeout: float, what: str) -> None:
         time.sleep(0.05)
 
 
-def start_run(definition: Path, out: Path, *extra: str, env: dict | None = None) -> tuple[subprocess.Popen, list]:
+def start_run(definition: Path, out: Path, *extra: str, env: dict | None = None,
+              quiet: bool = True) -> tuple[subprocess.Popen, list]:
     """``gambit-gym experiment run`` (as ``python -m agents.cli``) in its own process group, as a shell
     starts a foreground job; returns the process and its argv after ``gambit-gym``."""
-    argv = ["experiment", "run", str(definition), "--out", str(out), "--quiet", *extra]
+    argv = ["experiment", "run", str(definition), "--out", str(out), *(["--quiet"] if quiet else []), *extra]
     proc = subprocess.Popen([sys.executable, "-m", "agents.cli", *argv], cwd=ROOT, start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
@@ -192,6 +194,24 @@ def test_ctrl_c_keeps_finished_configs_stops_running_ones_and_says_how_to_resume
                            env={**os.environ, "PYTHONPATH": str(ROOT), DELAY_SCALE: "0"}, timeout=120)
     assert rerun.returncode == 0, rerun.stderr
     assert len(list(folder.glob("*.csv"))) == 3 and (folder / "delay=0.0.csv").stat().st_mtime_ns == kept
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not LINUX, reason="reads /proc")
+def test_ctrl_c_with_the_progress_bar_on_stops_workers_and_their_progress_queue(tmp_path, leftovers):
+    """The bar counts steps inside each config, reported by the workers on a queue: Ctrl-C still stops
+    everything at once, with no traceback from the queue or the workers."""
+    definition, out = sleepy_sweep(tmp_path), tmp_path / "out"
+    proc, _ = start_run(definition, out, "--workers", "2", quiet=False)
+    workers = workers_busy(proc, out / "sleepy", leftovers)
+    helpers = [p for p in children(proc.pid) if p not in workers]
+    os.killpg(proc.pid, signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=15)
+    assert proc.returncode == 130 and "Traceback" not in stderr, stderr
+    assert "configs 1/3" in stderr and "step" in stderr  # the bar: configs done, and its unit
+    assert "interrupted (Ctrl-C): 1 config(s) finished" in stderr
+    assert_all_gone(workers + helpers)
+    assert [p.name for p in (out / "sleepy").glob("*.csv")] == ["delay=0.0.csv"]
 
 
 @pytest.mark.slow
@@ -435,7 +455,8 @@ def test_experiment_list_counts_without_listing(monkeypatch, capsys):
 
     monkeypatch.setattr(Experiment, "configs", no_listing)
     assert cli(["experiment", "list"]) == 0
-    assert "arms                 5 configs" in capsys.readouterr().out
+    listing = capsys.readouterr().out
+    assert re.search(r"^arms +5 configs  ", listing, flags=re.MULTILINE), listing
 
 
 # -- per-replication regret rows (#13) ---------------------------------------------------------------
@@ -490,3 +511,12 @@ def test_results_written_before_regret_rows_still_load_and_resume(tmp_path):
     assert configs[0].agents["StdTS"].regret is None and configs[0].agents["StdTS"].final.shape == (3,)
     assert configs[1].agents["StdTS"].regret.shape == (3, 40)
     assert cli(["experiment", "report", str(tmp_path), "--no-plots"]) == 0
+
+
+@pytest.mark.slow
+def test_run_paper_runs_the_papers_grid_alone(tmp_path, capsys):
+    """``run paper``: the nine experiments of the paper, none of those beyond it (``run all`` has both)."""
+    assert cli(["experiment", "run", "paper", "--horizon", "1", "--replications", "1", "--out", str(tmp_path),
+                "--backend", "serial", "--quiet"]) == 0
+    assert capsys.readouterr().out.startswith("9 experiment(s), 33 config(s)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(config_module.PAPER_ORDER)

@@ -9,28 +9,46 @@
 The paper's grid ships as named experiments (``named_experiments()``), also
 runnable as ``gambit-gym experiment run all``: ``paper/<name>.toml``, and beside
 the experiments the paper draws a finding from, ``paper/<name>.py`` with the
-checks of those findings (see :mod:`agents.experiments.findings`).
+checks of those findings (see :mod:`agents.experiments.findings`). Experiments
+beyond the paper ship the same way in ``beyond/`` (listed after the paper's,
+alphabetically; their findings are declared in ``beyond/__init__.py``).
 """
 
 from agents.experiments.config import (
+    MAX_CONFIGS,
     PAPER_ORDER,
     Config,
     Experiment,
     ExperimentError,
     SweepParameter,
+    available_memory,
+    estimate_memory,
     load_experiment,
     named_experiments,
 )
 from agents.experiments.findings import Finding, FindingCheck, Undecidable, finding
 from agents.experiments.report import check_findings, load_results, write_report
-from agents.experiments.runner import BACKENDS, read_results, run_config, run_experiment, run_experiments
+from agents.experiments.runner import (
+    BACKENDS,
+    ExperimentInterrupted,
+    FolderBusyError,
+    read_columns,
+    read_results,
+    regret_rounds,
+    run_config,
+    run_experiment,
+    run_experiments,
+)
 
 __all__ = [
     "BACKENDS",
+    "MAX_CONFIGS",
     "PAPER_ORDER",
     "Config",
     "Experiment",
     "ExperimentError",
+    "ExperimentInterrupted",
+    "FolderBusyError",
     "Finding",
     "FindingCheck",
     "Undecidable",
@@ -38,6 +56,10 @@ __all__ = [
     "finding",
     "load_results",
     "write_report",
+    "available_memory",
+    "estimate_memory",
+    "read_columns",
+    "regret_rounds",
     "SweepParameter",
     "load_experiment",
     "named_experiments",

@@ -22,17 +22,24 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from agents.experiments.config import MAX_CONFIGS, ExperimentError, load_experiment, named_experiments
+from agents.experiments.config import MAX_CONFIGS, PAPER_ORDER, ExperimentError, load_experiment, named_experiments
 from agents.experiments.findings import UNDECIDED
 from agents.experiments.report import check_findings, load_results, write_report
 from agents.experiments.runner import ExperimentInterrupted, run_experiments
 
 
 def _experiment_list(args: argparse.Namespace) -> int:
-    for name, exp in named_experiments().items():
+    experiments = named_experiments()
+    width = max(20, *map(len, experiments))
+    beyond = False
+    for name, exp in experiments.items():
+        if name not in PAPER_ORDER and not beyond:  # the paper's come first, then those beyond it
+            beyond = True
+            print("\nbeyond the paper (agents/experiments/beyond/):")
         n = exp.n_configs  # counted, never listed
-        print(f"{name:20s} {n} config{'s' if n > 1 else ' '}  {exp.description}")
-    print("\nall                  every experiment above (gambit-gym experiment run all)")
+        print(f"{name:{width}s} {n} config{'s' if n > 1 else ' '}  {exp.description}")
+    print(f"\n{'all':{width}s} every experiment above (gambit-gym experiment run all)")
+    print(f"{'paper':{width}s} the paper's study grid alone (gambit-gym experiment run paper)")
     return 0
 
 
@@ -70,6 +77,8 @@ def _experiment_run(args: argparse.Namespace) -> int:
             specs = args.experiments
             if specs == ["all"]:
                 experiments = list(named_experiments().values())
+            elif specs == ["paper"]:  # the paper's grid alone
+                experiments = [e for name, e in named_experiments().items() if name in PAPER_ORDER]
             else:
                 experiments = [load_experiment(s) for s in specs]
             experiments = [e.with_overrides(args.horizon, args.replications, args.seed) for e in experiments]
@@ -130,6 +139,7 @@ _RAW = argparse.RawDescriptionHelpFormatter  # keeps the examples' lines as writ
 RUN_EXAMPLES = """examples:
   gambit-gym experiment run arms --replications 50      (writes results/arms/)
   gambit-gym experiment run all --out results/
+  gambit-gym experiment run paper --out results/        (the paper's grid alone)
   gambit-gym experiment run examples/my_sweep.toml --horizon 200 --workers 2
   gambit-gym experiment run examples/my_sweep.toml --backend ray
   gambit-gym experiment run examples/my_sweep.toml --backend ray --address auto
@@ -149,13 +159,14 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     Each command stores its handler as ``args.func``; the caller returns ``args.func(args)``."""
     experiment = sub.add_parser("experiment", help="run the paper's study grid or your own sweeps; report")
     experiment = experiment.add_subparsers(dest="experiment_command", required=True)
-    lst = experiment.add_parser("list", help="the named experiments (the paper's grid)",
+    lst = experiment.add_parser("list", help="the named experiments (the paper's grid, then those beyond it)",
                                 epilog="example:\n  gambit-gym experiment list", formatter_class=_RAW)
     lst.set_defaults(func=_experiment_list)
     run = experiment.add_parser("run", help="run experiments; finished configs are kept, so a rerun resumes",
                                 epilog=RUN_EXAMPLES, formatter_class=_RAW)
     run.add_argument("experiments", nargs="+", metavar="EXPERIMENT",
-                     help="a named experiment (see 'list'), 'all', or a .toml experiment file")
+                     help="a named experiment (see 'list'), 'all', 'paper' (the paper's grid alone), "
+                          "or a .toml experiment file")
     run.add_argument("--out", default="results", help="results root (default: results/)")
     run.add_argument("--replications", type=int, help="override the experiments' replications")
     run.add_argument("--horizon", type=int, help="override the experiments' horizon T")

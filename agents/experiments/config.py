@@ -27,6 +27,12 @@ An experiment file::
 Every config of the grid runs with the same root seed, so configs share their
 random numbers where they can (common random numbers across a sweep).
 
+A relative file path in ``[env]`` (``cache_path``, a ``domain`` given as a file)
+is relative to the experiment file's folder, so an experiment runs from any
+working directory. The results folder records the sha256 of every data file a
+config reads (the cache, the bundled one included, and the domain file), so a
+file replaced at the same path is refused on resume like any changed definition.
+
 **An experiment file can run code.** A ``type = "package.module:Name"`` agent
 imports ``package.module`` (and so runs its top-level code) when the experiment
 is validated or run: run experiment files only from sources you trust, as with
@@ -65,6 +71,7 @@ from agents.run import build_agent, make_vector_env
 from agents.sb3 import SB3_ALGORITHMS, SB3_PREFIX, parse_sb3_spec
 from gambit_gym import ENV_ID
 from gambit_gym.progress import progress_bar
+from gambit_gym.scenarios.cached_llm import data_fingerprints, resolve_paths
 from gambit_gym.validation import check_int
 
 #: Built-in agent types: name -> "module:attribute".
@@ -158,6 +165,9 @@ class Experiment:
     block_size: int | None = None
     notes: str = ""
     source: str = "<dict>"
+    #: The folder of the experiment file (``from_file``): relative file paths in ``env`` (a ``cache_path``, a
+    #: ``domain`` given as a file) are relative to it. ``None`` (``from_dict``): relative to the working directory.
+    folder: Path | None = None
 
     # -- construction ----------------------------------------------------------------------
     @classmethod
@@ -217,11 +227,14 @@ class Experiment:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ExperimentError(f"{path}: not valid TOML: {exc}") from exc
-        return cls.from_dict(data, source=str(path))
+        exp = cls.from_dict(data, source=str(path))
+        exp.folder = path.resolve().parent
+        return exp
 
     def with_overrides(self, horizon: int | None = None, replications: int | None = None,
                        seed: int | None = None) -> Experiment:
-        """A copy with the run-size settings replaced (``None`` keeps the file's value)."""
+        """A copy with the run-size settings replaced (``None`` keeps the file's value); it keeps the file's
+        folder, so relative paths still resolve against it."""
         data = copy.deepcopy(self)
         for key, value, minimum in (("horizon", horizon, 1), ("replications", replications, 1), ("seed", seed, 0)):
             if value is not None:
@@ -257,6 +270,8 @@ class Experiment:
                 params[p.name] = p.labels[i]
                 for path in p.paths:
                     _assign(env, agents, path, copy.deepcopy(p.values[i]))
+            if self.folder is not None:  # relative file paths are the experiment file's, wherever it runs from
+                env = resolve_paths(env, self.folder)
             out.append(Config(self.name, config_id(params), params, env, agents, self.horizon, self.replications,
                               self.seed, self.block_size))
         files: dict[str, str] = {}
@@ -323,12 +338,18 @@ class Experiment:
     def definition(self) -> dict[str, Any]:
         """Plain-data form, written beside the results to detect a changed definition on resume.
 
-        Agents are an ordered list of ``[label, spec]``: their seeds follow their order."""
+        Agents are an ordered list of ``[label, spec]``: their seeds follow their order. File paths are kept
+        as written (relative to the experiment file's folder, so moving the folder keeps its results valid);
+        ``data`` holds, per config that reads data files, the sha256 of each (the treatment cache, the bundled
+        one included, and the domain file whose presets it uses; see
+        :func:`gambit_gym.scenarios.cached_llm.data_fingerprints`), so a file replaced at the same path is
+        a changed definition. Each file is hashed once per version (path, modification time, size)."""
         return {"name": self.name, "description": self.description, "horizon": self.horizon,
                 "replications": self.replications, "seed": self.seed, "block_size": self.block_size,
                 "env": self.env, "agents": [[label, spec] for label, spec in self.agents.items()],
                 "sweep": [{"name": p.name, "set": list(p.paths), "values": list(p.values), "labels": list(p.labels)}
-                          for p in self.sweep]}
+                          for p in self.sweep],
+                "data": {c.config_id: fp for c in self.configs() if (fp := data_fingerprints(c.env))}}
 
     def fingerprint(self) -> str:
         """What fixes the numbers: the definition without its description."""
@@ -634,22 +655,36 @@ def _assign(env: dict, agents: dict, path: str, value: Any) -> None:
         agents[parts[1]][parts[2]] = value
 
 
-# -- the paper's grid, shipped as TOML files --------------------------------------------------
+# -- the shipped experiments: the paper's grid, then the experiments beyond it, as TOML files ----
 PAPER_DIR = Path(__file__).with_name("paper")
 PAPER_ORDER = ("arms", "noise-linear", "noise-mlp", "dims", "misspecification-1d", "hedged", "simulation-access",
                "long-horizon", "covariates")
+BEYOND_DIR = Path(__file__).with_name("beyond")
+
+
+def _named_files() -> dict[str, Path]:
+    """Name -> TOML file of every shipped experiment: ``paper/`` in the paper's order, then ``beyond/`` by name."""
+    files = {name: PAPER_DIR / f"{name}.toml" for name in PAPER_ORDER}
+    for path in sorted(BEYOND_DIR.glob("*.toml"), key=lambda p: p.stem):  # by name: "a" before "a-b"
+        if path.stem in files:
+            raise ExperimentError(f"experiment {path.stem!r}: {path} has the name of the paper's "
+                                  f"{files[path.stem]}; rename one")
+        files[path.stem] = path
+    return files
 
 
 def named_experiments() -> dict[str, Experiment]:
-    """The paper's study grid of the paper, in the paper's order."""
-    return {name: Experiment.from_file(PAPER_DIR / f"{name}.toml") for name in PAPER_ORDER}
+    """Every shipped experiment: the paper's grid (``paper/``, in the paper's order), then the experiments
+    beyond the paper (``beyond/``, alphabetical)."""
+    return {name: Experiment.from_file(path) for name, path in _named_files().items()}
 
 
 def load_experiment(spec: str | Path) -> Experiment:
-    """A named experiment (``"arms"``) or a TOML file path."""
-    if isinstance(spec, str) and spec in PAPER_ORDER:
-        return Experiment.from_file(PAPER_DIR / f"{spec}.toml")
+    """A named experiment (``"arms"``, see :func:`named_experiments`) or a TOML file path."""
+    files = _named_files()
+    if isinstance(spec, str) and spec in files:
+        return Experiment.from_file(files[spec])
     path = Path(spec)
     if path.suffix == ".toml" or path.exists():
         return Experiment.from_file(path)
-    raise ExperimentError(f"experiment: {spec!r} is neither a named experiment {list(PAPER_ORDER)} nor a .toml file")
+    raise ExperimentError(f"experiment: {spec!r} is neither a named experiment {list(files)} nor a .toml file")

@@ -26,12 +26,16 @@ from typing import Any
 
 import numpy as np
 
+from agents.experiments.beyond import FINDINGS as BEYOND_FINDINGS
 from agents.experiments.config import PAPER_ORDER, RESERVED_PARAMS, config_id
 from agents.experiments.findings import Finding, FindingCheck, fmt_final
-from agents.experiments.paper import FINDINGS
+from agents.experiments.paper import FINDINGS as PAPER_FINDINGS
 from agents.experiments.runner import read_columns, write_atomic
 from agents.plotting import agent_colors, pyplot
 from agents.results import standard_error
+
+#: Every shipped finding: the paper's (``paper/__init__.py``), then those beyond it (``beyond/__init__.py``).
+FINDINGS: tuple[FindingCheck, ...] = (*PAPER_FINDINGS, *BEYOND_FINDINGS)
 
 
 @dataclass
@@ -277,7 +281,8 @@ def _is_number(text: str) -> bool:
 # -- findings ---------------------------------------------------------------------------------
 def check_findings(results: Mapping[str, ExperimentResults],
                    findings: Sequence[FindingCheck] = FINDINGS) -> list[Finding]:
-    """Each finding that reads an experiment in ``results``, decided from its numbers (the paper's by default).
+    """Each finding that reads an experiment in ``results``, decided from its numbers (by default every shipped
+    finding: the paper's, then those beyond it).
 
     A finding these results cannot decide comes back ``"undecided"`` with the reason as its evidence; results
     of experiments no finding reads (a sweep of your own) give no findings."""
@@ -294,13 +299,14 @@ def write_report(root: str | Path, plots: bool = True,
     if results is None:
         results = load_results(root)
     lines = ["# gambit-gym experiment report", ""]
-    findings = check_findings(results)
-    if findings:
-        lines += ["## The paper's findings, checked against this run", "",
-                  "| finding | this run | evidence |", "|---|---|---|"]
-        for f in findings:
-            lines.append(f"| {f.claim} | **{f.status}** | {f.evidence} |")
-        lines.append("")
+    for title, checks in (("The paper's findings", PAPER_FINDINGS), ("Findings beyond the paper", BEYOND_FINDINGS)):
+        findings = check_findings(results, checks)
+        if findings:
+            lines += [f"## {title}, checked against this run", "",
+                      "| finding | this run | evidence |", "|---|---|---|"]
+            for f in findings:
+                lines.append(f"| {f.claim} | **{f.status}** | {f.evidence} |")
+            lines.append("")
     total = 0.0
     for exp in results.values():
         d = exp.definition

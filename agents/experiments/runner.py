@@ -9,6 +9,13 @@ interrupted sweep resumes where it stopped. Jobs run in a single thread of
 linear algebra each, so the numbers do not depend on the backend, the number of
 workers or the order in which configs finish.
 
+Progress: the bar counts steps (agents x replications x rounds of each config,
+:func:`config_steps`) and advances inside a config every :data:`TICK_ROUNDS`
+rounds: ``run_config(config, tick)`` passes ``run_bandit`` a callback that only
+counts (no number changes). Worker processes send their counts on a
+``multiprocessing`` queue given to each worker at its start, which the runner
+reads between its waits; on Ray a config counts as a whole when it ends.
+
 Results layout::
 
     OUT/<experiment>/experiment.json        the definition (checked on resume)
@@ -45,15 +52,16 @@ Reliability:
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import logging
 import os
-import secrets
 import signal
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -74,6 +82,7 @@ from agents.results import standard_error
 from agents.run import run_bandit
 from agents.sb3 import parse_sb3_spec
 from gambit_gym import ENV_ID
+from gambit_gym.datafiles import atomic_file
 from gambit_gym.progress import progress_bar
 from gambit_gym.validation import check_choice, check_int
 
@@ -127,15 +136,50 @@ def regret_rounds(horizon: int) -> np.ndarray:
     return np.unique(np.concatenate([np.arange(1, dense + 1), logs, [horizon]]))
 
 
-def run_config(config: Config) -> dict[str, Any]:
-    """Run one config; returns plain arrays (cheap to send back from a worker)."""
+#: Progress inside a config is reported every this many rounds (and at the last round).
+TICK_ROUNDS = 50
+
+
+def config_steps(config: Config) -> int:
+    """The steps of one config, the runner's progress unit: agents x replications x rounds.
+
+    Example:
+        >>> from agents.experiments import Experiment
+        >>> exp = Experiment.from_dict({"name": "x", "horizon": 20, "replications": 3, "env": {},
+        ...     "agents": {"a": {"type": "StandardTS"}, "b": {"type": "LinearTS"}}})
+        >>> config_steps(exp.configs()[0])
+        120
+    """
+    return len(config.agents) * config.replications * config.horizon
+
+
+class _StepTicker:
+    """A ``run_bandit`` callback that only counts: the rows of each round, passed to ``tick(n)`` every
+    :data:`TICK_ROUNDS` rounds and at the last one (it never touches the run, so no number changes)."""
+
+    def __init__(self, tick: Callable[[int], None], horizon: int) -> None:
+        self.tick, self.horizon, self.pending = tick, horizon, 0
+
+    def __call__(self, round_: Any) -> None:
+        self.pending += len(round_.replications)  # a block's rows, or one replication of an SB3 agent
+        if (round_.t + 1) % TICK_ROUNDS == 0 or round_.t + 1 == self.horizon:
+            self.tick(self.pending)
+            self.pending = 0
+
+
+def run_config(config: Config, tick: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Run one config; returns plain arrays (cheap to send back from a worker).
+
+    ``tick(n)``, if given, hears of the config's progress as it runs: ``n`` more steps (rows x rounds,
+    see :func:`config_steps`) every :data:`TICK_ROUNDS` rounds of each agent. It only observes."""
     agents = {}
     for label, spec in config.agents.items():
         kwargs = {k: v for k, v in spec.items() if k != "type"}
         agents[label] = (resolve_agent_type(spec["type"]), kwargs)
+    callback = _StepTicker(tick, config.horizon) if tick is not None else None
     with _one_thread():
         res = run_bandit(ENV_ID, agents, horizon=config.horizon, replications=config.replications, seed=config.seed,
-                         env_kwargs=config.env, block_size=config.block_size, progress=False)
+                         env_kwargs=config.env, block_size=config.block_size, progress=False, callback=callback)
     rounds = regret_rounds(config.horizon) - 1
     out = {}
     for label, reg in res.cumulative_regret.items():
@@ -171,16 +215,8 @@ def write_atomic(path: Path, text: str) -> None:
 
     The temporary file (``.<name>.<pid>-<token>.tmp`` beside ``path``) is this writer's alone, and
     it removes it if the write fails."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_file(path, "w", encoding="utf-8", newline="") as fh:
+        fh.write(text)
 
 
 LOCK_NAME = ".lock"
@@ -228,6 +264,12 @@ def _prepare(experiment: Experiment, out: Path, locks: ExitStack) -> Path:
     definition = experiment.definition()
     if meta.exists() and any(folder.glob("*.csv")):
         old = json.loads(meta.read_text(encoding="utf-8"))
+        if "data" not in old:  # written before data files were fingerprinted: accepted, then recorded below
+            if definition["data"]:
+                warnings.warn(f"{folder}: its results predate the record of the data files they read; resuming "
+                              "assumes these are the files its results were made from, and records them now",
+                              stacklevel=3)
+            old = {**old, "data": definition["data"]}
         if definition_key(old) != definition_key(definition):
             changed = sorted(k for k in set(old) | set(definition)
                              if k != "description" and definition_key(old, k) != definition_key(definition, k))
@@ -324,7 +366,8 @@ def run_experiments(
                 if not path.exists():
                     todo.append((config, path))
         todo.sort(key=lambda cp: -_cost(cp[0]))
-        bar = _bar(progress, len(todo), sum(len(v) for v in files.values()) - len(todo))
+        bar = _Progress(progress, [c for c, _ in todo], sum(len(v) for v in files.values()) - len(todo))
+        index = {path: i for i, (_, path) in enumerate(todo)}
 
         failures: list[str] = []
         saved = 0
@@ -333,24 +376,22 @@ def run_experiments(
             nonlocal saved
             if isinstance(result, BaseException):  # the other configs go on; the failures are raised at the end
                 failures.append(f"{config.experiment}/{config.config_id}: {type(result).__name__}: {result}")
-                if bar is not None:
-                    bar.update(1)
+                bar.finish(index[path], f"{config.experiment}/{config.config_id} failed")
                 return
             write_atomic(path, config_table(config, result))
             saved += 1
-            if bar is not None:
-                bar.set_postfix_str(f"{config.experiment}/{config.config_id}", refresh=False)
-                bar.update(1)
+            bar.finish(index[path], f"{config.experiment}/{config.config_id}")
             if on_done is not None:
                 on_done(config, path)
 
+        tick = bar.tick if bar.enabled else None
         try:
             if backend == "serial" or not todo:
-                for config, path in todo:
-                    finish(config, path, _attempt(config))
+                for i, (config, path) in enumerate(todo):
+                    finish(config, path, _attempt(config, None if tick is None else functools.partial(tick, i)))
             elif backend == "process":
-                _run_processes(todo, workers, finish)
-            else:
+                _run_processes(todo, workers, finish, tick)
+            else:  # Ray: progress counts whole configs (as each ends)
                 _run_ray(todo, address, finish)
         except KeyboardInterrupt as exc:
             if isinstance(exc, ExperimentInterrupted):
@@ -358,17 +399,16 @@ def run_experiments(
             folders = [out / e.name for e in experiments]
             raise ExperimentInterrupted(saved, len(todo) - saved - len(failures), folders) from None
         finally:
-            if bar is not None:
-                bar.close()
+            bar.close()
     if failures:
         raise RuntimeError(f"{len(failures)} config(s) failed (the others are saved; rerun to retry only these):\n"
                            + "\n".join(failures))
     return files
 
 
-def _attempt(config: Config) -> dict[str, Any] | Exception:
+def _attempt(config: Config, tick: Callable[[int], None] | None = None) -> dict[str, Any] | Exception:
     try:
-        return run_config(config)
+        return run_config(config, tick)
     except Exception as exc:  # reported with the config's name once the sweep ends
         return exc
 
@@ -382,9 +422,17 @@ def run_experiment(experiment: Experiment, out: str | Path = "results", **kwargs
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
-def _worker_init(parent: int) -> None:
+#: In a worker process: the queue its configs report their progress to (``None``: no progress wanted).
+_PROGRESS_QUEUE: Any = None
+
+
+def _worker_init(parent: int, progress_queue: Any = None) -> None:
     """Start of each worker process: Ctrl-C is the runner's to handle, and the worker dies with the runner."""
+    global _PROGRESS_QUEUE
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if progress_queue is not None:
+        progress_queue.cancel_join_thread()  # progress is never worth a worker hanging on exit
+    _PROGRESS_QUEUE = progress_queue
     if sys.platform.startswith("linux"):
         import ctypes
 
@@ -416,28 +464,53 @@ def _sigint_ignored() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
 
 
-def _run_processes(todo: Iterable[tuple[Config, Path]], workers: int | None, finish) -> None:
+def _run_config_reporting(config: Config, index: int) -> dict[str, Any]:
+    """``run_config`` in a worker, its progress sent to the runner as ``(index, steps)`` on the queue."""
+    queue = _PROGRESS_QUEUE
+    return run_config(config, None if queue is None else lambda n: queue.put((index, n)))
+
+
+def _run_processes(todo: Iterable[tuple[Config, Path]], workers: int | None, finish,
+                   tick: Callable[[int, int], None] | None = None) -> None:
+    """Run the configs on local worker processes; ``tick(index, steps)`` hears of each config's progress
+    (sent by the workers on a queue, read here between waits)."""
     import multiprocessing
+    import queue as queue_module
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     todo = list(todo)
     n = min(workers or os.cpu_count() or 1, len(todo))
-    # spawn: a clean interpreter per worker (no forked torch or BLAS thread state)
-    pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init,
-                               initargs=(os.getpid(),))
+    context = multiprocessing.get_context("spawn")  # a clean interpreter per worker (no forked torch or BLAS state)
+    progress_queue = context.Queue() if tick is not None else None
+
+    def drain() -> None:
+        while progress_queue is not None:
+            try:
+                i, steps = progress_queue.get_nowait()
+            except queue_module.Empty:
+                return
+            tick(i, steps)
+
+    pool = ProcessPoolExecutor(n, mp_context=context, initializer=_worker_init,
+                               initargs=(os.getpid(), progress_queue))
     try:
         with _sigint_ignored():  # workers start on submit
-            pending = {pool.submit(run_config, config): (config, path) for config, path in todo}
+            pending = {pool.submit(_run_config_reporting, config, i): (config, path)
+                       for i, (config, path) in enumerate(todo)}
         while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            done, _ = wait(pending, timeout=None if progress_queue is None else 0.2, return_when=FIRST_COMPLETED)
+            drain()
             for future in done:
                 config, path = pending.pop(future)
                 exc = future.exception()
                 finish(config, path, exc if exc is not None else future.result())
+        pool.shutdown(wait=True)
     except BaseException:
         _stop_workers(pool)
         raise
-    pool.shutdown(wait=True)
+    finally:  # after the workers ended: none is still writing to it
+        if progress_queue is not None:
+            progress_queue.close()
 
 
 def _stop_workers(pool: Any) -> None:
@@ -481,9 +554,45 @@ def _run_ray(todo: Iterable[tuple[Config, Path]], address: str | None, finish) -
             ray.shutdown()
 
 
-def _bar(enabled: bool, total: int, skipped: int):
-    desc = f"configs ({skipped} already done)" if skipped else "configs"
-    return progress_bar(enabled, total, desc, "config", smoothing=0.0)
+class _Progress:
+    """The runner's progress bar, in steps (:func:`config_steps`) of the configs to run: each config's
+    steps are counted as it runs (:meth:`tick`) and made whole when it ends (:meth:`finish`); the
+    description counts the configs done. Disabled, every method does nothing."""
+
+    def __init__(self, enabled: bool, configs: Sequence[Config], skipped: int) -> None:
+        self.steps = [config_steps(c) for c in configs]
+        self.counted = [0] * len(configs)
+        self.done, self.skipped = 0, skipped
+        self.bar = progress_bar(enabled, sum(self.steps), self._description(), "step", smoothing=0.0,
+                                unit_scale=True)
+        self.enabled = self.bar is not None
+
+    def _description(self) -> str:
+        done = f"configs {self.done}/{len(self.steps)}"
+        return f"{done} ({self.skipped} already done)" if self.skipped else done
+
+    def tick(self, index: int, steps: int) -> None:
+        """``steps`` more of config ``index`` (a late report of a finished config counts nothing)."""
+        steps = min(steps, self.steps[index] - self.counted[index])
+        if self.bar is not None and steps > 0:
+            self.counted[index] += steps
+            self.bar.update(steps)
+
+    def finish(self, index: int, label: str) -> None:
+        """Config ``index`` ended (saved or failed): all its steps count."""
+        if self.bar is None:
+            return
+        rest = self.steps[index] - self.counted[index]
+        self.counted[index] = self.steps[index]
+        self.done += 1
+        self.bar.set_description_str(self._description(), refresh=False)
+        self.bar.set_postfix_str(label, refresh=False)
+        self.bar.update(rest)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def read_columns(path: str | Path) -> dict[str, np.ndarray]:

@@ -29,15 +29,9 @@ Limits (a cache is data from anywhere, so its size is checked before it is read)
 
 from __future__ import annotations
 
-import io
 import json
-import lzma
 import math
-import os
-import re
-import struct
 import zipfile
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -45,6 +39,7 @@ from typing import Any, NoReturn
 import numpy as np
 
 from gambit_gym.contexts import ContextSpace
+from gambit_gym.datafiles import MAX_NPY_HEADER, ZIP_ERRORS, atomic_file, parse_json_object, read_npy_member
 
 FORMAT = "gambit-gym-treatment-cache"
 VERSION = 1
@@ -62,17 +57,12 @@ MAX_META_CHARS = 16 * 2**20
 MAX_META_DEPTH = 32
 #: Cap on the number of context factors (NumPy's limit on array dimensions).
 MAX_CONTEXT_FACTORS = 32
-#: Cap on a .npy member's header (NumPy's own default for untrusted files).
-_MAX_NPY_HEADER = 10_000
 #: The dtype kinds each member may have: unicode text, integer indices, real floating-point values.
 _KINDS = {"meta": "U", "texts": "U", "prompt_index": "iu", "context_index": "iu", "embeddings": "f",
           "style_scores": "f", "style_axes": "f", "style_offset": "f", "style_scale": "f"}
 _KIND_NAMES = {"U": "unicode strings", "iu": "integers", "f": "real floating-point numbers"}
 _NDIM = {"meta": 0, "texts": 1, "prompt_index": 1, "context_index": 1, "embeddings": 2, "style_scores": 2,
          "style_axes": 2, "style_offset": 1, "style_scale": 1}
-# Everything zipfile and its decompressors raise for a damaged archive.
-_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, OSError, ValueError, NotImplementedError,
-               RuntimeError, struct.error, OverflowError)
 
 
 class CacheError(ValueError):
@@ -126,20 +116,14 @@ class TreatmentCache:
         """Write atomically (temporary file, then rename): never a half-written cache."""
         path = Path(path)
         self.validate(str(path))
-        tmp = path.with_name(path.name + ".tmp")
         meta = {**self.meta, "format": FORMAT, "version": VERSION}
-        try:
-            with open(tmp, "wb") as fh:
-                np.savez_compressed(
-                    fh,
-                    meta=np.array(json.dumps(meta)),
-                    texts=np.asarray(self.texts, dtype=str),
-                    **{k: getattr(self, k) for k in ARRAYS if k != "texts"},
-                )
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)  # no half-written file left behind
-            raise
+        with atomic_file(path) as fh:  # never a half-written cache, and no temporary file left on a failure
+            np.savez_compressed(
+                fh,
+                meta=np.array(json.dumps(meta)),
+                texts=np.asarray(self.texts, dtype=str),
+                **{k: getattr(self, k) for k in ARRAYS if k != "texts"},
+            )
         self.path = str(path)
         return path
 
@@ -333,7 +317,7 @@ def load_cache(path: str | Path, max_bytes: int | None = None) -> TreatmentCache
             raw = _read_members(zf, path, limit)
     except CacheError:
         raise
-    except _ZIP_ERRORS as exc:
+    except ZIP_ERRORS as exc:
         raise CacheError(f"{path}: not a readable cache file (truncated, corrupt or not .npz): {exc}") from None
     meta = _parse_meta(str(raw.pop("meta")[()]), path)
     if meta.get("format") != FORMAT:
@@ -358,65 +342,31 @@ def _read_members(zf: zipfile.ZipFile, path: Path, limit: int) -> dict[str, np.n
     if declared > limit:
         raise CacheError(f"{path}: its arrays would take {declared:,} bytes decompressed, more than the limit of "
                          f"{limit:,} (load_cache's max_bytes)")
-    if infos["meta"].file_size > 4 * MAX_META_CHARS + _MAX_NPY_HEADER:
+    if infos["meta"].file_size > 4 * MAX_META_CHARS + MAX_NPY_HEADER:
         raise CacheError(f"{path}: metadata of {infos['meta'].file_size:,} bytes; expected at most "
                          f"{MAX_META_CHARS:,} characters")
     return {k: _read_npy(zf, info, k, path) for k, info in infos.items()}
 
 
 def _read_npy(zf: zipfile.ZipFile, info: zipfile.ZipInfo, key: str, path: Path) -> np.ndarray:
-    """One ``.npy`` member: the header is checked against the declared size, then exactly that much is read."""
+    """One ``.npy`` member: its dtype kind and dimensions checked from its header, then exactly the declared
+    bytes read (:func:`gambit_gym.datafiles.read_npy_member`); a damaged archive propagates for
+    :func:`load_cache` to report for the whole file."""
 
     def fail(problem: str) -> NoReturn:
         raise CacheError(f"{path}: member {info.filename}: {problem}")
 
-    with zf.open(info) as fh:
-        head = _read_exact(fh, 10, fail)
-        if head[:6] != b"\x93NUMPY" or head[6] not in (1, 2):
-            fail("not a .npy array of format version 1 or 2")
-        if head[6] == 2:
-            head += _read_exact(fh, 2, fail)
-        header_len = int.from_bytes(head[8:], "little")
-        if header_len > _MAX_NPY_HEADER:
-            fail(f"header of {header_len} bytes; expected at most {_MAX_NPY_HEADER}")
-        head += _read_exact(fh, header_len, fail)
-        try:
-            stream = io.BytesIO(head)
-            version = np.lib.format.read_magic(stream)
-            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                           else np.lib.format.read_array_header_2_0)
-            shape, fortran_order, dtype = read_header(stream)
-        except (ValueError, TypeError, SyntaxError) as exc:
-            fail(f"unreadable .npy header ({exc})")
+    def check(shape: tuple[int, ...], dtype: np.dtype) -> None:
         kinds = _KINDS[key]
         if dtype.kind not in kinds or dtype.itemsize == 0 or dtype.hasobject:
             fail(f"dtype {dtype}; expected {_KIND_NAMES[kinds]}")
         if len(shape) != _NDIM[key]:
             fail(f"shape {shape}; expected {_NDIM[key]} dimension(s)")
-        nbytes = math.prod(shape) * dtype.itemsize
-        if len(head) + nbytes != info.file_size:
-            fail(f"shape {shape} of {dtype} needs {nbytes:,} bytes but the member holds "
-                 f"{info.file_size - len(head):,}")
-        data = _read_exact(fh, nbytes, fail)
-        if fh.read(1):  # also makes zipfile check the CRC
-            fail("longer than declared")
-    array = np.frombuffer(data, dtype=dtype)
-    if dtype.kind == "U" and _has_invalid_characters(array):
+
+    array = read_npy_member(zf, info, fail, check)
+    if array.dtype.kind == "U" and _has_invalid_characters(array):
         fail("holds values that are not Unicode characters (surrogates or code points past U+10FFFF)")
-    return array.reshape(shape[::-1]).transpose() if fortran_order else array.reshape(shape)
-
-
-def _read_exact(fh: io.BufferedIOBase, n: int, fail) -> bytearray:
-    """Exactly ``n`` bytes into one preallocated buffer (``n`` was checked against the limit)."""
-    data = bytearray(n)
-    view, pos = memoryview(data), 0
-    while pos < n:
-        chunk = fh.read(min(n - pos, 1 << 24))
-        if not chunk:
-            fail(f"truncated: {pos:,} of {n:,} expected bytes")
-        view[pos : pos + len(chunk)] = chunk
-        pos += len(chunk)
-    return data
+    return array
 
 
 def _has_invalid_characters(strings: np.ndarray) -> bool:
@@ -429,24 +379,13 @@ def _has_invalid_characters(strings: np.ndarray) -> bool:
     return False
 
 
-_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-
-
 def _parse_meta(text: str, path: Path) -> dict[str, Any]:
-    if len(text) > MAX_META_CHARS:
-        raise CacheError(f"{path}: metadata of {len(text):,} characters; expected at most {MAX_META_CHARS:,}")
-    # Nesting depth before parsing: brackets outside JSON strings (the parser recurses per level).
-    brackets = np.frombuffer(_JSON_STRING.sub('""', text).encode("utf-8", "replace"), dtype=np.uint8)
-    steps = np.isin(brackets, (ord("["), ord("{"))).astype(np.int64) - np.isin(brackets, (ord("]"), ord("}")))
-    depth = int(np.cumsum(steps).max(initial=0))
-    if depth > MAX_META_DEPTH:
-        raise CacheError(f"{path}: metadata nested {depth} levels deep; expected at most {MAX_META_DEPTH}")
-    try:
-        meta = json.loads(text)
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError, or an integer too long to convert
-        raise CacheError(f"{path}: metadata is not valid JSON: {exc}") from None
-    if not isinstance(meta, dict):
-        raise CacheError(f"{path}: not a gambit-gym cache (metadata is {_show(meta)}, expected a JSON object)")
+    def fail(problem: str) -> NoReturn:
+        raise CacheError(f"{path}: {problem}") from None
+
+    meta = parse_json_object(text, fail, what="metadata", max_chars=MAX_META_CHARS, max_depth=MAX_META_DEPTH,
+                             not_an_object=lambda value: f"not a gambit-gym cache (metadata is {_show(value)}, "
+                                                         "expected a JSON object)")
     try:  # JSON "\ud800" escapes decode to lone surrogates, which cannot be printed or written as UTF-8
         json.dumps(meta, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from gambit_gym.safety import SafeScenario, apply_safety
 from gambit_gym.scenarios.base import Option, Scenario
 from gambit_gym.scenarios.cached_llm import CACHED_LLM_OPTIONS, CachedLLMScenario, cached_llm
 from gambit_gym.scenarios.gaussian import (
@@ -44,7 +45,9 @@ def make_scenario(variant: str = "synthetic", **options: Any) -> Scenario:
     """Build the named scenario; an unknown variant lists the valid ones."""
     if not isinstance(variant, str) or variant not in VARIANTS:
         raise ValueError(f"variant: expected one of {sorted(VARIANTS)}, got {variant!r}")
-    return VARIANTS[variant](**options)
+    scenario = VARIANTS[variant](**options)
+    # The safety layer (an option of every variant) wraps the raw scenario; without it nothing changes.
+    return apply_safety(scenario, scenario.options.get("safety"))
 
 
 __all__ = [
@@ -53,6 +56,7 @@ __all__ = [
     "CachedLLMScenario",
     "GaussianScenario",
     "Option",
+    "SafeScenario",
     "Scenario",
     "make_scenario",
 ]

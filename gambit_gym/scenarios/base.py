@@ -91,6 +91,11 @@ NOISE_LEVEL = Option("noise_level", "int | None", None,
                      "outcome noise level 0..4 (None = 0): its sd is evenly spaced from the treatment scale "
                      "(level 0) to field_noise_sd (level 4), as in the paper; give this or reward_noise_sd")
 REWARD_NOISE_SD = Option("reward_noise_sd", "float | None", None, "outcome noise sd sigma_Y >= 0, set directly")
+SAFETY = Option("safety", "dict | None", None,
+                'a safety layer between generation and delivery (gambit_gym.safety): "checks" (threshold, '
+                'logistic, random, pattern) on the generated treatment, "attempts", "on_reject" ("fallback", '
+                '"withhold", "resample"), "fallback", "no_message_reward", "harm"; None = every treatment is '
+                "delivered")
 
 
 class Scenario(abc.ABC):
@@ -115,6 +120,8 @@ class Scenario(abc.ABC):
     noise_sd: float
     treatment_scale: float
     noise_levels: np.ndarray
+    #: the safety layer (:class:`gambit_gym.safety.SafetyLayer`) or None: every treatment is delivered
+    safety: Any = None
 
     def _set_oracle(self, expected_reward: np.ndarray) -> None:
         expected_reward = np.asarray(expected_reward, dtype=np.float64)
@@ -197,5 +204,5 @@ class Scenario(abc.ABC):
             "n_contexts": self.contexts.n_contexts,
             "noise_sd": self.noise_sd,
             "treatment_scale": self.treatment_scale,
-            **{k: v for k, v in self.options.items() if np.ndim(v) == 0},
+            **{k: v for k, v in self.options.items() if np.ndim(v) == 0 and k != "safety"},
         }

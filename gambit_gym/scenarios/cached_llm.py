@@ -39,6 +39,7 @@ from gambit_gym.scenarios.base import (
     N_NOISE_LEVELS,
     NOISE_LEVEL,
     REWARD_NOISE_SD,
+    SAFETY,
     Option,
     Scenario,
     check_scale,
@@ -210,6 +211,7 @@ class CachedLLMScenario(Scenario):
         self._counts = counts[:, self.prompt_subset]
         self._starts = starts[:, self.prompt_subset]
         self._f = f_all[order]
+        self._order = order  # what a safety layer's checks read (check_features) is looked up through it
         self._texts = cache.texts[order]
         self._working = self._working_embedding(options["working_embedding"], cache)[order]
         self.prompt_ids = [cache.prompts[p]["id"] for p in self.prompt_subset]
@@ -324,10 +326,35 @@ class CachedLLMScenario(Scenario):
         self, actions: np.ndarray, contexts: np.ndarray, rng: np.random.Generator
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """One round for each row: ``(message text (n,), working embedding (n, d), reward (n,))``."""
+        texts, working, outcome_mean, _ = self.generate(actions, contexts, rng)
+        reward = outcome_mean + self.noise_sd * rng.standard_normal(len(actions))
+        return texts, working, reward
+
+    def generate(
+        self, actions: np.ndarray, contexts: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The generation half of a round: ``(texts, working embeddings, f (n,), message indices)``.
+
+        The indices (into the cell-sorted messages) are what :meth:`check_features` reads.
+        """
         count = self._counts[contexts, actions]
         idx = self._starts[contexts, actions] + (rng.random(len(actions)) * count).astype(np.int64)
-        reward = self._f[idx] + self.noise_sd * rng.standard_normal(len(actions))
-        return self._texts[idx], self._working[idx], reward
+        return self._texts[idx], self._working[idx], self._f[idx], idx
+
+    def check_features(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """What a safety check reads for messages ``idx``: every style score (as the outcome reads them), the text."""
+        return self.check_features_all()[idx], self._texts[idx]
+
+    def check_features_all(self) -> np.ndarray:
+        """Every message's style scores, ``(n_messages, n_style_dimensions)``, in the cell-sorted order."""
+        if getattr(self, "_check_features", None) is None:
+            self._check_features = self._styles(self.cache, list(range(len(self.cache.style_dimensions))))[self._order]
+        return self._check_features
+
+    @property
+    def texts_sorted(self) -> np.ndarray:
+        """Every message's text, in the cell-sorted order of :meth:`check_features_all`."""
+        return self._texts
 
     def sample_treatments(self, action: int, context: int, n: int, rng: np.random.Generator) -> np.ndarray:
         action, context, n = self._check_cell(action, context, n)
@@ -386,6 +413,7 @@ CACHED_LLM_OPTIONS: tuple[Option, ...] = (
     Option("field_noise_sd", "float | None", None,
            "the sd of noise level 4; None = the outcome's field_noise_sd"),
     Option("problem_seed", "int", 0, 'seed of an "mlp" outcome\'s weights'),
+    SAFETY,
 )
 
 

@@ -21,6 +21,7 @@ from gambit_gym.scenarios.base import (
     MAX_SCALE,
     NOISE_LEVEL,
     REWARD_NOISE_SD,
+    SAFETY,
     Option,
     Scenario,
     check_scale,
@@ -58,12 +59,16 @@ _GAUSSIAN_OPTIONS: tuple[Option, ...] = (
            'weights (p,) of the "linear" outcome; None = a random direction of norm effect_size'),
     Option("effect_size", "float", 1.0,
            'norm of the drawn linear weights; "mlp" is scaled so its expected rewards spread alike'),
+    Option("active_dims", "int | None", None,
+           'the drawn "linear" weights are nonzero on the first active_dims coordinates of Z* only (a reward '
+           "on a sparse set of directions of a large embedding); None = all"),
     Option("context_effect_sd", "float", 0.5, "sd of the additive reward effect of each context-factor level"),
     Option("hidden_units", "int", 64, 'hidden units of the "mlp" outcome'),
     NOISE_LEVEL,
     REWARD_NOISE_SD,
     Option("field_noise_sd", "float", FIELD_NOISE_SD,
            "the sd of noise level 4 (the field noise of the paper's 3-D linear outcome model)"),
+    SAFETY,
 )
 
 SYNTHETIC_OPTIONS: tuple[Option, ...] = (
@@ -120,10 +125,23 @@ class GaussianScenario(Scenario):
         self, actions: np.ndarray, contexts: np.ndarray, rng: np.random.Generator
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """One round for each row: ``(treatment (n, p), working embedding (n, d), reward (n,))``."""
-        latent = self.treatment_model.sample(actions, contexts, rng)
-        z = self.embedding(latent, rng)
-        reward = self.outcome.mean(latent, contexts) + self.noise_sd * rng.standard_normal(len(actions))
+        latent, z, outcome_mean, _ = self.generate(actions, contexts, rng)
+        reward = outcome_mean + self.noise_sd * rng.standard_normal(len(actions))
         return latent, z, reward
+
+    def generate(
+        self, actions: np.ndarray, contexts: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The generation half of a round: ``(Z* (n, p), Z (n, d), f(Z*, x) (n,), Z*)``, before any noise.
+
+        The last item is what a safety layer checks (:meth:`check_features`): the latent Z*.
+        """
+        latent = self.treatment_model.sample(actions, contexts, rng)
+        return latent, self.embedding(latent, rng), self.outcome.mean(latent, contexts), latent
+
+    def check_features(self, latent: np.ndarray) -> tuple[np.ndarray, None]:
+        """What a safety check reads: the latent Z* (dimensions z0, z1, ...), no text."""
+        return latent, None
 
     def sample_treatments(self, action: int, context: int, n: int, rng: np.random.Generator) -> np.ndarray:
         action, context, n = self._check_cell(action, context, n)
@@ -188,12 +206,18 @@ def _latent_problem(
     if outcome == "linear":
         if opts["coefficients"] is None:
             u = rng_outcome.standard_normal(p)
+            if opts["active_dims"] is not None:
+                u[check_int("active_dims", opts["active_dims"], 1, p):] = 0.0
             coef = effect_size * u / np.linalg.norm(u)
         else:
+            if opts["active_dims"] is not None:
+                raise ValueError("active_dims: only used when the coefficients are drawn (coefficients=None)")
             coef = check_scale_array("coefficients", check_array("coefficients", opts["coefficients"], (p,)))
         return treatment_model, LinearOutcome(intercept, coef, context_effect)
     if opts["coefficients"] is not None:
         raise ValueError("coefficients: only used with outcome='linear'")
+    if opts["active_dims"] is not None:
+        raise ValueError("active_dims: only used with outcome='linear'")
     mlp = MLPOutcome.random(p, hidden_units, rng_outcome, intercept, context_effect)
     # Rescale the output layer so the prompts' expected rewards spread like a linear model's.
     spread_now = np.std(mlp.expected_gaussian(means, treatment_model.cov) - context_effect[:, None])

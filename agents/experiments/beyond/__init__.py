@@ -1,0 +1,19 @@
+"""Experiments beyond the paper: one ``<name>.toml`` per experiment and, beside the experiments a finding is drawn
+from, ``<name>.py`` (``-`` written ``_``) with the checks of those findings, as in
+:mod:`agents.experiments.paper`.
+
+``named_experiments()`` lists these after the paper's grid, in alphabetical order; the report checks
+:data:`FINDINGS` after the paper's findings, under a section of their own.
+
+:data:`FINDINGS` lists every finding in the order the report gives them.
+"""
+
+from agents.experiments.beyond import safety as _safety
+from agents.experiments.findings import FindingCheck
+
+FINDINGS: list[FindingCheck] = []
+
+# the safety layer's findings (safety.toml), after those listed above
+FINDINGS += _safety.FINDINGS
+
+__all__ = ["FINDINGS"]
