@@ -6,6 +6,7 @@
 from agents.base import Agent, BatchedAgent, IncompatibleEnvError
 from agents.ensemble import EnsembleGAMBITTS
 from agents.gambitts import FoGAMBITTS, PoGAMBITTS
+from agents.learned_embedding import LearnedEmbeddingGAMBITTS
 from agents.logged import FeedbackLogger, LoggedBanditFeedback
 from agents.offpolicy import log_bandit_feedback
 from agents.results import BanditResult
@@ -21,6 +22,7 @@ __all__ = [
     "FeedbackLogger",
     "FoGAMBITTS",
     "IncompatibleEnvError",
+    "LearnedEmbeddingGAMBITTS",
     "LinearTS",
     "LoggedBanditFeedback",
     "PoGAMBITTS",

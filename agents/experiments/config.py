@@ -81,6 +81,7 @@ AGENT_TYPES = {
     "EnsembleGAMBITTS": "agents.ensemble:EnsembleGAMBITTS",
     "StandardTS": "agents.thompson:StandardTS",
     "LinearTS": "agents.thompson:LinearTS",
+    "LearnedEmbeddingGAMBITTS": "agents.learned_embedding:LearnedEmbeddingGAMBITTS",
 }
 #: Sweeps above this many configs are refused unless forced (``force=True``, ``--force``).
 MAX_CONFIGS = 10_000

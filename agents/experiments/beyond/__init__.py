@@ -8,12 +8,13 @@ from, ``<name>.py`` (``-`` written ``_``) with the checks of those findings, as 
 :data:`FINDINGS` lists every finding in the order the report gives them.
 """
 
+from agents.experiments.beyond import learned_embedding as _learned
 from agents.experiments.beyond import safety as _safety
 from agents.experiments.findings import FindingCheck
 
-FINDINGS: list[FindingCheck] = []
+FINDINGS: list[FindingCheck] = [_learned.learned_closes_gap]
 
-# the safety layer's findings (safety.toml), after those listed above
+# the safety layer's findings (safety.toml), after the learned embedding's
 FINDINGS += _safety.FINDINGS
 
 __all__ = ["FINDINGS"]
