@@ -599,9 +599,17 @@ class SafeScenario(Scenario):
                   "raw_treatment": raw, "harm": harm}
         return treatment, working, reward, extras
 
+    def generate(
+        self, actions: np.ndarray, contexts: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The delivered treatments before outcome noise: ``(treatment, working, f, raw treatment)``."""
+        treatment, working, f, extras = self.draw_with_layer(actions, contexts, rng, with_reward=False)
+        return treatment, working, f, extras["raw_treatment"]
+
     def draw(
         self, actions: np.ndarray, contexts: np.ndarray, rng: np.random.Generator
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        # the layer draws its outcome noise itself, after the checks (its own order of draws)
         treatment, working, reward, _ = self.draw_with_layer(actions, contexts, rng)
         return treatment, working, reward
 

@@ -385,7 +385,7 @@ def test_scenario_is_abstract():
     with pytest.raises(TypeError, match="abstract"):
         Scenario()
 
-    class NoDraw(Scenario):
+    class NoGenerate(Scenario):
         embedding_dim = 1
 
         def sample_treatments(self, action, context, n, rng):
@@ -394,8 +394,8 @@ def test_scenario_is_abstract():
         def mean_embedding(self):
             return np.zeros((1, 1, 1))
 
-    with pytest.raises(TypeError, match="draw"):
-        NoDraw()
+    with pytest.raises(TypeError, match="generate"):
+        NoGenerate()
 
 
 def test_outcome_models_satisfy_the_outcome_protocol():

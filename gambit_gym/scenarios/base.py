@@ -160,10 +160,18 @@ class Scenario(abc.ABC):
         """d, the length of the working embedding."""
 
     @abc.abstractmethod
+    def generate(
+        self, actions: np.ndarray, contexts: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The generation half of a round, before any outcome noise:
+        ``(treatment (n, ...), working embedding (n, d), expected outcome f (n,), raw treatment (n, ...))``."""
+
     def draw(
         self, actions: np.ndarray, contexts: np.ndarray, rng: np.random.Generator
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """One round for each row: ``(treatment (n, ...), working embedding (n, d), reward (n,))``."""
+        treatment, working, outcome_mean, _ = self.generate(actions, contexts, rng)
+        return treatment, working, outcome_mean + self.noise_sd * rng.standard_normal(len(actions))
 
     @abc.abstractmethod
     def sample_treatments(self, action: int, context: int, n: int, rng: np.random.Generator) -> np.ndarray:

@@ -322,14 +322,6 @@ class CachedLLMScenario(Scenario):
     def embedding_dim(self) -> int:
         return self._working.shape[1]
 
-    def draw(
-        self, actions: np.ndarray, contexts: np.ndarray, rng: np.random.Generator
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """One round for each row: ``(message text (n,), working embedding (n, d), reward (n,))``."""
-        texts, working, outcome_mean, _ = self.generate(actions, contexts, rng)
-        reward = outcome_mean + self.noise_sd * rng.standard_normal(len(actions))
-        return texts, working, reward
-
     def generate(
         self, actions: np.ndarray, contexts: np.ndarray, rng: np.random.Generator
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -121,14 +121,6 @@ class GaussianScenario(Scenario):
     def embedding_dim(self) -> int:
         return self.embedding.dim
 
-    def draw(
-        self, actions: np.ndarray, contexts: np.ndarray, rng: np.random.Generator
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """One round for each row: ``(treatment (n, p), working embedding (n, d), reward (n,))``."""
-        latent, z, outcome_mean, _ = self.generate(actions, contexts, rng)
-        reward = outcome_mean + self.noise_sd * rng.standard_normal(len(actions))
-        return latent, z, reward
-
     def generate(
         self, actions: np.ndarray, contexts: np.ndarray, rng: np.random.Generator
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
