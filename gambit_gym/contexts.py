@@ -70,6 +70,14 @@ class ContextSpace:
         object.__setattr__(self, "_sizes", np.asarray(sizes))
         object.__setattr__(self, "_offsets", offsets)
         object.__setattr__(self, "_strides", np.concatenate([np.cumprod(sizes[::-1])[::-1][1:], [1]]))
+        # index() as two matrix products: which factor each feature belongs to, and what each feature adds
+        membership = np.zeros((sum(sizes), len(sizes)))
+        codes = np.zeros(sum(sizes))
+        for j, size in enumerate(sizes):
+            membership[offsets[j] : offsets[j] + size, j] = 1.0
+            codes[offsets[j] : offsets[j] + size] = np.arange(size) * self._strides[j]
+        object.__setattr__(self, "_membership", membership)
+        object.__setattr__(self, "_codes", codes)
         object.__setattr__(
             self, "_names", [np.array(levels_, dtype=object) for _, levels_ in self.factors]
         )
@@ -110,15 +118,14 @@ class ContextSpace:
                 f"observation: expected shape ({self.feature_dim},) or (n, {self.feature_dim}), "
                 f"got {obs.shape}"
             )
-        idx = np.zeros(obs.shape[:-1], dtype=np.int64)
-        for j, (name, _) in enumerate(self.factors):
-            block = obs[..., self._offsets[j] : self._offsets[j] + self._sizes[j]]
-            if not np.all((block == 0) | (block == 1)) or not np.all(block.sum(-1) == 1):
-                raise ValueError(
-                    f"observation: factor {name!r} is not one-hot encoded in {obs.tolist()}"
-                )
-            idx = idx + block.argmax(-1) * self._strides[j]
-        return idx
+        x = obs.astype(np.float64, copy=False)
+        if not (np.all((x == 0) | (x == 1)) and np.all(x @ self._membership == 1)):
+            for j, (name, _) in enumerate(self.factors):  # name the first factor that is not one-hot
+                block = x[..., self._offsets[j] : self._offsets[j] + self._sizes[j]]
+                if not np.all((block == 0) | (block == 1)) or not np.all(block.sum(-1) == 1):
+                    raise ValueError(f"observation: factor {name!r} is not one-hot encoded in {obs.tolist()}")
+        # one-hot blocks: the product adds exactly one small integer code per factor
+        return (x @ self._codes).astype(np.int64)
 
     def describe(self, context: int | np.ndarray) -> dict:
         """Readable form: ``{factor: level}`` (arrays of levels for an array of indices)."""
