@@ -158,6 +158,8 @@ class BatchedAgent(abc.ABC):
         self.batched = n_envs is not None
         self.n_rows = int(n_envs) if n_envs is not None else 1
         self._rows = np.arange(self.n_rows)
+        self._no_context = np.zeros(self.n_rows, dtype=np.int64)
+        self._no_context.setflags(write=False)
         self.seed = seed
         self.rng = np.random.default_rng(seed)
         self._init_state()
@@ -218,6 +220,10 @@ class BatchedAgent(abc.ABC):
         """Flat index of the (context, action) cell in a table of ``n_contexts * n_actions`` cells."""
         return ctx * self.n_actions + action
 
+    def _context_index(self, x: np.ndarray) -> np.ndarray:
+        """Each row's context index ``(R,)``; all 0 for an agent built without contexts."""
+        return self.contexts.index(x) if self.contexts is not None else self._no_context
+
     def _action_cells(self, ctx: np.ndarray) -> np.ndarray:
         """The cells of every action in each row's context: ``ctx (R,) -> (R, K)``."""
         return self._cell(ctx[:, None], np.arange(self.n_actions))
@@ -226,7 +232,7 @@ class BatchedAgent(abc.ABC):
     def act(self, obs: np.ndarray) -> int | np.ndarray:
         """Thompson-sample an action for each observation."""
         x = self._check_obs(obs)
-        ctx = self.contexts.index(x) if self.contexts is not None else np.zeros(self.n_rows, dtype=np.int64)
+        ctx = self._context_index(x)
         actions = self._act(ctx, x)
         return actions if self.batched else int(actions[0])
 
@@ -236,7 +242,7 @@ class BatchedAgent(abc.ABC):
         a = self._check_action(action)
         y = self._check_reward(reward)
         z = self._check_embedding(info) if self.uses_embedding else None
-        ctx = self.contexts.index(x) if self.contexts is not None else np.zeros(self.n_rows, dtype=np.int64)
+        ctx = self._context_index(x)
         self._update(ctx, x, a, y, z)
 
     def reset(self) -> None:
@@ -276,7 +282,7 @@ class BatchedAgent(abc.ABC):
                 "_sample_scores (a sampled score per action) but by an _act of its own"
             )
         x = self._check_obs(obs)
-        ctx = self.contexts.index(x) if self.contexts is not None else np.zeros(self.n_rows, dtype=np.int64)
+        ctx = self._context_index(x)
         if getattr(self, "_propensity_rng", None) is None:
             self._propensity_rng = np.random.default_rng(propensity_seed(self.seed))
         counts = np.zeros((self.n_rows, self.n_actions))

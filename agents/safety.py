@@ -85,10 +85,6 @@ class _HarmBudget:
                                beta=check_float("harm_prior_rate", harm_prior_rate, strict=True))
         super().__init__(n_actions, obs_dim, **kwargs)
 
-    def _harm_cells(self, ctx: np.ndarray) -> np.ndarray:
-        ctx = ctx if self.contexts is not None else np.zeros_like(ctx)
-        return ctx[:, None] * self.n_actions + np.arange(self.n_actions)
-
     def _init_state(self) -> None:
         super()._init_state()
         n_ctx = self.contexts.n_contexts if self.contexts is not None else 1
@@ -103,7 +99,7 @@ class _HarmBudget:
 
     def _sample_scores(self, ctx: np.ndarray, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         scores = super()._sample_scores(ctx, x, rng)
-        harm = self.harm_posterior.sample(rng, self._rows[:, None], self._harm_cells(ctx))
+        harm = self.harm_posterior.sample(rng, self._rows[:, None], self._action_cells(ctx))
         fits = harm <= self.harm_budget
         # No action fits: the least harmful sampled one gets the only finite score.
         least = np.zeros_like(fits)
@@ -115,12 +111,13 @@ class _HarmBudget:
         if "harm" not in info:
             raise KeyError(f"{type(self).__name__}: needs info['harm'] (an environment with a safety layer whose "
                            "'harm' is defined)")
+        self._harm = np.asarray(info["harm"], dtype=np.float64).reshape(self.n_rows)
         super().update(obs, action, reward, info)
-        x = self._check_obs(obs)
-        a = self._check_action(action)
-        harm = np.asarray(info["harm"], dtype=np.float64).reshape(self.n_rows)
-        ctx = self.contexts.index(x) if self.contexts is not None else np.zeros(self.n_rows, dtype=np.int64)
-        self.harm_posterior.update(self._rows, self._harm_cells(ctx)[self._rows, a], harm)
+
+    def _update(self, ctx: np.ndarray, x: np.ndarray, a: np.ndarray, y: np.ndarray, z: np.ndarray | None) -> None:
+        # the agent's own update first, then the harm of the played cell (update() stored it)
+        super()._update(ctx, x, a, y, z)
+        self.harm_posterior.update(self._rows, self._cell(ctx, a), self._harm)
 
 
 class BudgetedPoGAMBITTS(_HarmBudget, PoGAMBITTS):
@@ -139,30 +136,36 @@ class HarmRecorder:
 
     def __init__(self) -> None:
         self._arrays: dict[str, dict[str, np.ndarray]] = {}
+        self._extent: dict[str, tuple[int, int]] = {}  # (replications, rounds) recorded per agent
 
     def __call__(self, step: Round) -> None:
         info = step.info
         if "harm" not in info:
             raise KeyError("HarmRecorder: the environment reports no info['harm'] (give it a safety layer)")
-        store = self._arrays.setdefault(step.agent_name, {})
+        name = step.agent_name
+        store = self._arrays.setdefault(name, {})
         rows, t = np.asarray(step.replications), step.t
+        extent = self._extent.get(name, (0, 0))
+        need = (max(extent[0], int(rows.max()) + 1), max(extent[1], t + 1))
+        self._extent[name] = need
         values = {"harm": info["harm"], "expected_harm": info["expected_harm"],
                   "not_delivered_as_generated": np.asarray(info["fallback"]) | ~np.asarray(info["delivered"])}
         for key, value in values.items():
             arr = store.get(key)
-            need = (int(rows.max()) + 1, t + 1)
             if arr is None or arr.shape[0] < need[0] or arr.shape[1] < need[1]:
-                grown = np.full((max(need[0], 0 if arr is None else arr.shape[0]),
-                                 max(need[1], 0 if arr is None else arr.shape[1])), np.nan)
+                # grow the capacity geometrically: one round at a time would copy everything every round
+                old = (0, 0) if arr is None else arr.shape
+                grown = np.full((max(need[0], 2 * old[0]), max(need[1], 2 * old[1])), np.nan)
                 if arr is not None:
-                    grown[: arr.shape[0], : arr.shape[1]] = arr
+                    grown[: old[0], : old[1]] = arr
                 store[key] = arr = grown
             arr[rows, t] = np.asarray(value, dtype=np.float64)
 
     def _get(self, name: str, key: str) -> np.ndarray:
         if name not in self._arrays:
             raise KeyError(f"agent: no rounds recorded for {name!r}; recorded: {sorted(self._arrays)}")
-        return self._arrays[name][key]
+        n_rows, n_rounds = self._extent[name]
+        return self._arrays[name][key][:n_rows, :n_rounds]
 
     def cumulative_mean_harm(self, name: str) -> np.ndarray:
         """Realised mean harm of each replication up to each round, ``(replications, T)``."""

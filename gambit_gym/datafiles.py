@@ -34,6 +34,8 @@ Example:
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import io
 import json
 import lzma
@@ -240,3 +242,19 @@ def parse_json_object(text: str, fail: Fail, *, what: str, max_chars: int, max_d
     if not isinstance(value, dict):
         fail(not_an_object(value) if not_an_object else f"{what} is a JSON {type(value).__name__}, expected an object")
     return value
+
+
+@functools.lru_cache(maxsize=32)
+def _sha256(path: str, mtime_ns: int, size: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_sha256(path: str | Path) -> str:
+    """The sha256 of a file's content (computed once per file version)."""
+    path = Path(path).resolve()
+    stat = path.stat()
+    return _sha256(str(path), stat.st_mtime_ns, stat.st_size)

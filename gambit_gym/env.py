@@ -123,7 +123,7 @@ class ScenarioAccess:
         null embeddings included) unless ``raw=True`` (the generator before the layer).
         """
         rng = self._sim_rng if rng is None else rng
-        if raw and self.scenario.safety is not None:
+        if raw:
             return self.scenario.raw_sample_treatments(action, context, n, rng)
         return self.scenario.sample_treatments(action, context, n, rng)
 
@@ -139,7 +139,7 @@ class ScenarioAccess:
         Zeros without a safety layer or without its ``harm`` definition.
         """
         rewards = self.expected_rewards(context)  # checks the context index (or indices)
-        harm = getattr(self.scenario, "expected_harm", None)
+        harm = self.scenario.expected_harm
         return np.zeros_like(rewards) if harm is None else harm[np.asarray(context)].copy()
 
     def expected_rewards(self, context: int | np.ndarray) -> np.ndarray:
@@ -471,11 +471,7 @@ class GeneratorMediatedEnv(ScenarioAccess, gym.Env):
         a = check_action(action, self.scenario.n_actions)
         s = self.scenario
         c = self._context
-        if s.safety is None:
-            latent, z, reward = s.draw(np.array([a]), np.array([c]), self.np_random)
-            layer = None
-        else:
-            latent, z, reward, layer = s.draw_with_layer(np.array([a]), np.array([c]), self.np_random)
+        latent, z, reward, layer = s.draw_with_layer(np.array([a]), np.array([c]), self.np_random)
         self._t += 1
         mu = self._expected[c][a]  # python floats: cheaper than numpy scalars on this path
         best = self._best[c]

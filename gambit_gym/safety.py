@@ -92,10 +92,9 @@ from gambit_gym.scenarios.cached_llm import CachedLLMScenario
 from gambit_gym.scenarios.gaussian import GaussianScenario
 from gambit_gym.validation import check_choice, check_float, check_int, check_no_unknown
 
-#: Spawn key, under the episode stream's seed, of the layer's own stream (regenerations, coin flips).
-SAFETY_KEY = 0x73616665  # "safe": far from the small keys an episode seed is spawned with
-#: Child of ``problem_seed`` feeding the numerical oracle rule.
-SAFETY_ORACLE = 11
+#: The layer's stream keys, named with the others in :mod:`gambit_gym.streams`.
+SAFETY_KEY = streams.SAFETY
+SAFETY_ORACLE = streams.SAFETY_ORACLE
 ON_REJECT = ("fallback", "withhold", "resample")
 CHECK_TYPES = ("threshold", "logistic", "random", "pattern")
 _ORACLE_BATCHES = 16

@@ -10,8 +10,11 @@ Children of ``problem_seed`` (the problem instance; the episode seed never touch
     CONTEXT_EFFECTS   the additive reward effect of each context-factor level
     PROJECTION        the misspecified variant's random projection (``view="projection"``)
     CACHED_MLP        the cached-LLM variant's MLP outcome weights
+    SAFETY_ORACLE     the safety layer's Monte-Carlo oracle rule (compound checks)
 Children of the episode ``seed`` of ``reset(seed=...)`` (the episode itself draws from the root, the seed):
     SIMULATION        simulation access (``sample_treatments``), apart from the episode's draws
+    SAFETY            the safety layer's own draws (regenerations, coin flips), spawned under the episode
+                      stream's seed far from the small keys an episode seed is spawned with
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ CONTEXT_EFFECTS = 2
 PROJECTION = 3
 CACHED_MLP = 7
 SIMULATION = 1
+SAFETY_ORACLE = 11
+SAFETY = 0x73616665  # "safe"
 
 
 def stream(seed: int, key: int) -> np.random.Generator:

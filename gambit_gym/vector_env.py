@@ -228,12 +228,8 @@ class GeneratorMediatedVectorEnv(ScenarioAccess, VectorEnv):
         acts = self._check_actions(actions)
         s = self.scenario
         ctx = self._contexts
-        layer = None
         if self.seeding == "shared":
-            if s.safety is None:
-                latent, z, rewards = s.draw(acts, ctx, self._rng)
-            else:
-                latent, z, rewards, layer = s.draw_with_layer(acts, ctx, self._rng)
+            latent, z, rewards, layer = s.draw_with_layer(acts, ctx, self._rng)
             self._contexts = self.contexts.sample(self._rng, self.num_envs)
         else:
             latent, z, rewards, layer = self._draw_each(acts, ctx)
@@ -282,10 +278,8 @@ class GeneratorMediatedVectorEnv(ScenarioAccess, VectorEnv):
         contexts = np.empty(self.num_envs, dtype=np.int64)
         layers = []
         for i, rng in enumerate(self._rngs):
-            if self.scenario.safety is None:
-                latent, z, reward = self.scenario.draw(acts[i : i + 1], ctx[i : i + 1], rng)
-            else:
-                latent, z, reward, extra = self.scenario.draw_with_layer(acts[i : i + 1], ctx[i : i + 1], rng)
+            latent, z, reward, extra = self.scenario.draw_with_layer(acts[i : i + 1], ctx[i : i + 1], rng)
+            if extra is not None:
                 layers.append(extra)
             latents.append(latent)
             embeddings.append(z)

@@ -82,7 +82,7 @@ def test_with_no_action_within_budget_the_least_harmful_is_played():
         # the same draws by hand: the reward model's scores, then one harm per action
         rng = np.random.default_rng(7)
         plain = StandardTS._sample_scores(agent, ctx, x, rng)
-        harm = agent.harm_posterior.sample(rng, agent._rows[:, None], agent._harm_cells(ctx))
+        harm = agent.harm_posterior.sample(rng, agent._rows[:, None], agent._action_cells(ctx))
         fits = harm <= budget
         for row in range(4):
             if fits[row].any():

@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from agents.experiments.config import MAX_CONFIGS, PAPER_ORDER, ExperimentError, load_experiment, named_experiments
 from agents.experiments.findings import UNDECIDED
 from agents.experiments.report import check_findings, load_results, write_report
-from agents.experiments.runner import ExperimentInterrupted, run_experiments
+from agents.experiments.runner import BACKENDS, ExperimentInterrupted, run_experiments
 
 
 def _experiment_list(args: argparse.Namespace) -> int:
@@ -87,7 +87,7 @@ def _experiment_run(args: argparse.Namespace) -> int:
             files = run_experiments(experiments, args.out, backend=args.backend, workers=args.workers,
                                     address=args.address, progress=not args.quiet, force=args.force,
                                     check_memory=not args.no_memory_check, memory_limit=args.memory_limit)
-    except (ExperimentError, ValueError, TypeError, ImportError, FileNotFoundError) as exc:
+    except (ExperimentError, ValueError, TypeError, ImportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except ConnectionError as exc:  # --backend ray --address: no cluster there
@@ -171,7 +171,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--replications", type=int, help="override the experiments' replications")
     run.add_argument("--horizon", type=int, help="override the experiments' horizon T")
     run.add_argument("--seed", type=int, help="override the experiments' root seed")
-    run.add_argument("--backend", choices=["process", "serial", "ray"], default="process",  # BACKENDS, default first
+    run.add_argument("--backend", choices=["process", *(b for b in BACKENDS if b != "process")], default="process",
                      help="process: local worker processes (default); serial: in this process; ray: Ray tasks "
                           "(extra ray), on a local Ray or the cluster of --address")
     run.add_argument("--workers", type=int, help="local worker processes (default: one per CPU)")

@@ -283,7 +283,8 @@ class Experiment:
                                                   f"file {c.filename!r}; give them distinct labels")
         return out
 
-    def validate(self, check_memory: bool = True, memory_limit: int | None = None, progress: bool = False) -> None:
+    def validate(self, check_memory: bool = True, memory_limit: int | None = None, progress: bool = False,
+                 configs: list[Config] | None = None) -> None:
         """Build every config's environment and agents once (on a one-row vector environment), so a bad
         option fails now, naming the key, instead of inside a worker hours into a sweep.
 
@@ -292,12 +293,12 @@ class Experiment:
         memory this machine has available; no check where that is unknown) is refused, naming the
         config, the agent, the parameter and the estimate. This imports the modules of
         ``"module:Name"`` agent types (see the module docstring). ``progress``: a progress bar (a sweep of
-        thousands of configs takes a minute or more to check)."""
+        thousands of configs takes a minute or more to check). ``configs``: ``self.configs()`` if already built."""
         if memory_limit is not None:
             memory_limit = _check_int(None, "memory_limit", memory_limit, 1)
         elif check_memory:
             memory_limit = available_memory()
-        configs = self.configs()
+        configs = self.configs() if configs is None else configs
         bar = progress_bar(progress, len(configs), f"checking {self.name}", "config")
         try:
             for config in configs:
@@ -336,7 +337,7 @@ class Experiment:
         finally:
             env.close()
 
-    def definition(self) -> dict[str, Any]:
+    def definition(self, configs: list[Config] | None = None) -> dict[str, Any]:
         """Plain-data form, written beside the results to detect a changed definition on resume.
 
         Agents are an ordered list of ``[label, spec]``: their seeds follow their order. File paths are kept
@@ -344,13 +345,15 @@ class Experiment:
         ``data`` holds, per config that reads data files, the sha256 of each (the treatment cache, the bundled
         one included, and the domain file whose presets it uses; see
         :func:`gambit_gym.scenarios.cached_llm.data_fingerprints`), so a file replaced at the same path is
-        a changed definition. Each file is hashed once per version (path, modification time, size)."""
+        a changed definition. Each file is hashed once per version (path, modification time, size).
+        ``configs``: ``self.configs()`` if already built."""
         return {"name": self.name, "description": self.description, "horizon": self.horizon,
                 "replications": self.replications, "seed": self.seed, "block_size": self.block_size,
                 "env": self.env, "agents": [[label, spec] for label, spec in self.agents.items()],
                 "sweep": [{"name": p.name, "set": list(p.paths), "values": list(p.values), "labels": list(p.labels)}
                           for p in self.sweep],
-                "data": {c.config_id: fp for c in self.configs() if (fp := data_fingerprints(c.env))}}
+                "data": {c.config_id: fp for c in (self.configs() if configs is None else configs)
+                         if (fp := data_fingerprints(c.env))}}
 
     def fingerprint(self) -> str:
         """What fixes the numbers: the definition without its description."""

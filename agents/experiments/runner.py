@@ -254,14 +254,14 @@ def folder_lock(folder: Path) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
-def _prepare(experiment: Experiment, out: Path, locks: ExitStack) -> Path:
+def _prepare(experiment: Experiment, configs: list[Config], out: Path, locks: ExitStack) -> Path:
     folder = out / experiment.name
     folder.mkdir(parents=True, exist_ok=True)
     locks.enter_context(folder_lock(folder))
     for stale in folder.glob(".*.tmp"):  # we hold the lock: left by a runner that was killed mid-write
         stale.unlink(missing_ok=True)
     meta = folder / "experiment.json"
-    definition = experiment.definition()
+    definition = experiment.definition(configs)
     if meta.exists() and any(folder.glob("*.csv")):
         old = json.loads(meta.read_text(encoding="utf-8"))
         if "data" not in old:  # written before data files were fingerprinted: accepted, then recorded below
@@ -356,11 +356,12 @@ def run_experiments(
         todo: list[tuple[Config, Path]] = []
         for exp in experiments:
             # a bad option or a config too big fails here, naming its key, before anything runs
+            configs = exp.configs()  # built once: validated, fingerprinted and run
             exp.validate(check_memory=check_memory, memory_limit=memory_limit,
-                         progress=progress and exp.n_configs > 100)
-            folder = _prepare(exp, out, locks)
+                         progress=progress and exp.n_configs > 100, configs=configs)
+            folder = _prepare(exp, configs, out, locks)
             files[exp.name] = []
-            for config in exp.configs():
+            for config in configs:
                 path = folder / config.filename
                 files[exp.name].append(path)
                 if not path.exists():

@@ -36,6 +36,7 @@ import numpy as np
 from gambit_gym.cache.filters import REASONS, clean_message, trim_to_sentence
 from gambit_gym.cache.format import TreatmentCache
 from gambit_gym.contexts import ContextSpace
+from gambit_gym.datafiles import file_sha256
 from gambit_gym.domains import DEFAULT_DOMAIN, SINGLE_CONTEXT, Domain, Prompt, load_domain
 from gambit_gym.progress import progress_bar
 from gambit_gym.validation import check_int
@@ -518,7 +519,7 @@ def import_texts(
     stats = {"source": "import", "rows": len(rows), "accepted": len(records), "discarded": sum(reasons.values()),
              "discard_reasons": {k: reasons.get(k, 0) for k in ["empty", *text_filters.names]},
              "filters": text_filters.names, "distinct_texts": len({r["text"] for r in records}),
-             "file_sha256": hashlib.sha256(src.read_bytes()).hexdigest()}
+             "file_sha256": file_sha256(src)}
     meta = {"generator": {"name": f"imported:{src.name}", "params": {}},
             "created": {"command": command, "package_version": __version__}, "build": stats}
     cache = assemble_cache(records, prompts, contexts, _default_embedder(embedder), meta, domain, progress)

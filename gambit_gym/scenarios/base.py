@@ -122,6 +122,8 @@ class Scenario(abc.ABC):
     noise_levels: np.ndarray
     #: the safety layer (:class:`gambit_gym.safety.SafetyLayer`) or None: every treatment is delivered
     safety: Any = None
+    #: exact mean harm of the delivered treatment per cell ``(n_contexts, n_actions)``; None without a layer's harm
+    expected_harm: np.ndarray | None = None
 
     def _set_oracle(self, expected_reward: np.ndarray) -> None:
         expected_reward = np.asarray(expected_reward, dtype=np.float64)
@@ -172,6 +174,16 @@ class Scenario(abc.ABC):
         """One round for each row: ``(treatment (n, ...), working embedding (n, d), reward (n,))``."""
         treatment, working, outcome_mean, _ = self.generate(actions, contexts, rng)
         return treatment, working, outcome_mean + self.noise_sd * rng.standard_normal(len(actions))
+
+    def draw_with_layer(
+        self, actions: np.ndarray, contexts: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray] | None]:
+        """:meth:`draw` plus the safety layer's per-row info (``None`` here: no layer)."""
+        return (*self.draw(actions, contexts, rng), None)
+
+    def raw_sample_treatments(self, action: int, context: int, n: int, rng: np.random.Generator) -> np.ndarray:
+        """Simulation access before any safety layer (without one, :meth:`sample_treatments`)."""
+        return self.sample_treatments(action, context, n, rng)
 
     @abc.abstractmethod
     def sample_treatments(self, action: int, context: int, n: int, rng: np.random.Generator) -> np.ndarray:

@@ -16,7 +16,6 @@ This module needs only numpy, the cache file format and the domain files, so
 from __future__ import annotations
 
 import functools
-import hashlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ import numpy as np
 
 from gambit_gym import streams
 from gambit_gym.cache.format import TreatmentCache, load_cache
+from gambit_gym.datafiles import file_sha256
 from gambit_gym.domains import (
     DEFAULT_DOMAIN,
     Calibration,
@@ -112,22 +112,6 @@ def resolve_paths(options: Mapping[str, Any], folder: str | Path) -> dict[str, A
         if _names_a_file(name, value) and not Path(value).is_absolute():
             out[name] = str(Path(folder, value).resolve())
     return out
-
-
-@functools.lru_cache(maxsize=32)
-def _sha256(path: str, mtime_ns: int, size: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def file_sha256(path: str | Path) -> str:
-    """The sha256 of a file's content (computed once per file version)."""
-    path = Path(path).resolve()
-    stat = path.stat()
-    return _sha256(str(path), stat.st_mtime_ns, stat.st_size)
 
 
 def data_fingerprints(options: Mapping[str, Any]) -> dict[str, str]:
