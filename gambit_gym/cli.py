@@ -61,6 +61,8 @@ def _describe(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Generators that run on this machine (``cache build --generator``).
+LOCAL_GENERATORS = ("smollm2", "gemma3")
 #: Options of ``cache build`` that only the OpenAI-compatible generator takes (refused with smollm2).
 OPENAI_ONLY = ("base_url", "model", "api_key_env", "timeout", "max_retries", "max_reply_bytes")
 
@@ -95,13 +97,15 @@ def _cache_build(args: argparse.Namespace) -> int:
 
 
 def _generator(args: argparse.Namespace):
-    from gambit_gym.cache import OpenAIChatGenerator, SmolLM2Generator
+    from gambit_gym.cache import Gemma3Generator, OpenAIChatGenerator, SmolLM2Generator
 
-    if args.generator == "smollm2":
+    if args.generator in LOCAL_GENERATORS:
         given = [f"--{name.replace('_', '-')}" for name in OPENAI_ONLY if getattr(args, name) is not None]
         if given:
-            raise ValueError(f"{', '.join(given)}: only for --generator openai; smollm2 runs on this machine")
-        return SmolLM2Generator(temperature=args.temperature, max_tokens=args.max_tokens)
+            raise ValueError(f"{', '.join(given)}: only for --generator openai; {args.generator} runs on this "
+                             "machine")
+        local = SmolLM2Generator if args.generator == "smollm2" else Gemma3Generator
+        return local(temperature=args.temperature, max_tokens=args.max_tokens)
     if not args.base_url or not args.model:
         raise ValueError("--generator openai needs --base-url and --model")
     # Transport settings left unset keep OpenAIChatGenerator's defaults.
@@ -247,8 +251,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                             f"(default: {DEFAULT_DOMAIN})")
     build.add_argument("--out", required=True, metavar="FILE",
                        help="the cache file to write (.npz), e.g. my_cache.npz")
-    build.add_argument("--generator", choices=["smollm2", "openai"], default="smollm2",
-                       help="smollm2: SmolLM2-135M-Instruct on this machine (extra llm); openai: any "
+    build.add_argument("--generator", choices=[*LOCAL_GENERATORS, "openai"], default="smollm2",
+                       help="smollm2: SmolLM2-135M-Instruct on this machine (extra llm); gemma3: the Gemma 3 "
+                            "270M base model on this machine, prompted few-shot (extra gemma); openai: any "
                             "OpenAI-compatible chat server, with --base-url and --model (default: smollm2)")
     build.add_argument("--from-texts", metavar="FILE",
                        help="removed: import texts you already have with gambit-gym cache import")

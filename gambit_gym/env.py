@@ -17,10 +17,12 @@ import numpy as np
 from gymnasium import spaces
 
 from gambit_gym import streams
+from gambit_gym.drift import DriftingScenario, GeneratorState
 from gambit_gym.scenarios import Scenario, make_scenario
 from gambit_gym.validation import check_int
 
 _FAST_INTS = (int, np.int64, np.int32)
+_ROW0 = np.zeros(1, dtype=np.int64)
 RENDER_MODES = ("ansi", "rgb_array")
 #: The episode length ``gym.make`` and ``gym.make_vec`` use unless ``max_episode_steps`` is given.
 DEFAULT_MAX_EPISODE_STEPS = 1000
@@ -111,9 +113,34 @@ class ScenarioAccess:
 
     scenario: Scenario
     _sim_rng: np.random.Generator
+    _t: int
+    #: per replication, how many treatments simulation access drew from the current generator
+    #: (``sample_treatments(..., current=True)``) since the last reset
+    current_queries: np.ndarray
+    _generator_state: GeneratorState | None = None
+
+    @property
+    def _n_replications(self) -> int:
+        return getattr(self, "num_envs", 1)
+
+    def _replication(self, replication: Any) -> int:
+        n = self._n_replications
+        if replication is None:
+            if n == 1:
+                return 0
+            raise ValueError(f"replication: the current generator of a vector environment is queried for one "
+                             f"replication (its generator state can be its own): give an integer in [0, {n - 1}]")
+        return check_int("replication", replication, 0, n - 1)
+
+    def _start_generator(self) -> None:
+        """At reset: the generator as deployed, no current-generator queries yet."""
+        self.current_queries = np.zeros(self._n_replications, dtype=np.int64)
+        s = self.scenario
+        self._generator_state = s.initial_state(self._n_replications) if isinstance(s, DriftingScenario) else None
 
     def sample_treatments(
-        self, action: int, context: int, n: int, rng: np.random.Generator | None = None, raw: bool = False
+        self, action: int, context: int, n: int, rng: np.random.Generator | None = None, raw: bool = False,
+        current: bool = False, replication: int | None = None,
     ) -> np.ndarray:
         """``n`` working embeddings for (action, context index), shape ``(n, d)``.
 
@@ -121,11 +148,32 @@ class ScenarioAccess:
         ``reset(seed=...)``); the episode's own stream is never touched. With a
         safety layer the draws go through it (what would be delivered: fallback or
         null embeddings included) unless ``raw=True`` (the generator before the layer).
+
+        Under drift (the ``drift`` option) the draws come from the generator as it was at deployment
+        (what an offline bank built before launch holds), or with ``current=True`` as it is at the
+        current round, for replication ``replication`` (required in a vector environment: under
+        endogenous drift each replication's generator is its own). Current draws are counted in
+        :attr:`current_queries`, so agents can be compared on their simulation budget.
         """
         rng = self._sim_rng if rng is None else rng
+        if current not in (True, False):
+            raise TypeError(f"current: expected True or False, got {current!r}")
+        s = self.scenario
+        if current:
+            row = self._replication(replication)
+            if isinstance(s, DriftingScenario):
+                out = s.sample(action, context, n, rng, raw, self._t, self._generator_state, row)
+            else:
+                out = self.sample_treatments(action, context, n, rng, raw)
+            if not hasattr(self, "current_queries"):
+                self.current_queries = np.zeros(self._n_replications, dtype=np.int64)
+            self.current_queries[row] += len(out)
+            return out
+        if replication is not None:
+            self._replication(replication)  # checked; the deployed generator is the same for all
         if raw:
-            return self.scenario.raw_sample_treatments(action, context, n, rng)
-        return self.scenario.sample_treatments(action, context, n, rng)
+            return s.raw_sample_treatments(action, context, n, rng)
+        return s.sample_treatments(action, context, n, rng)
 
     def raw_sample_treatments(
         self, action: int, context: int, n: int, rng: np.random.Generator | None = None
@@ -133,24 +181,52 @@ class ScenarioAccess:
         """Simulation access before any safety layer: ``sample_treatments(..., raw=True)``."""
         return self.sample_treatments(action, context, n, rng, raw=True)
 
-    def expected_harms(self, context: int | np.ndarray) -> np.ndarray:
+    def _oracle(self, replication: int | None = None) -> np.ndarray:
+        """The exact expected rewards ``(C, K)`` of the current round (read-only without drift)."""
+        s = self.scenario
+        if not isinstance(s, DriftingScenario):
+            return s.expected_reward
+        state = self._generator_state
+        row = self._replication(replication) if state is not None else None
+        return s.oracle(self._t, state, row)
+
+    def expected_harms(self, context: int | np.ndarray, replication: int | None = None) -> np.ndarray:
         """Exact mean harm of the delivered treatment for every action, shaped like :meth:`expected_rewards`.
 
-        Zeros without a safety layer or without its ``harm`` definition.
+        Zeros without a safety layer or without its ``harm`` definition; under drift, the current round's.
         """
-        rewards = self.expected_rewards(context)  # checks the context index (or indices)
-        harm = self.scenario.expected_harm
+        rewards = self.expected_rewards(context, replication)  # checks the context index (or indices)
+        s = self.scenario
+        harm = s.expected_harm_at(self._t) if isinstance(s, DriftingScenario) else s.expected_harm
         return np.zeros_like(rewards) if harm is None else harm[np.asarray(context)].copy()
 
-    def expected_rewards(self, context: int | np.ndarray) -> np.ndarray:
-        """Exact mu(a, x) for every action: ``(K,)`` for one context index, ``(n, K)`` for an array."""
+    def expected_rewards(self, context: int | np.ndarray, replication: int | None = None) -> np.ndarray:
+        """Exact mu(a, x) for every action: ``(K,)`` for one context index, ``(n, K)`` for an array.
+
+        Under drift these are the current round's (of replication ``replication`` under endogenous drift).
+        """
         n_contexts = self.scenario.contexts.n_contexts
+        oracle = self._oracle(replication)
         if np.ndim(context) == 0:
-            return self.scenario.expected_reward[check_int("context", context, 0, n_contexts - 1)].copy()
+            return oracle[check_int("context", context, 0, n_contexts - 1)].copy()
         ctx = np.asarray(context)
         if not np.issubdtype(ctx.dtype, np.integer) or ctx.min() < 0 or ctx.max() >= n_contexts:
             raise ValueError(f"context: expected integer indices in [0, {n_contexts - 1}]")
-        return self.scenario.expected_reward[ctx].copy()
+        return oracle[ctx].copy()
+
+    def generator_state(self, replication: int | None = None) -> dict[str, Any]:
+        """The current round's generator, for analysis: ``round``, ``drift`` (the kind or None), ``weight``
+        (the new generator's share w(t)), and under endogenous drift ``tilts`` and ``message_weights`` (the
+        probabilities of the cell-sorted messages, of replication ``replication``)."""
+        s = self.scenario
+        if not isinstance(s, DriftingScenario):
+            return {"round": self._t, "drift": None, "weight": 0.0}
+        out = {"round": self._t, "drift": s.schedule.kind, "weight": s.schedule.weight_at(self._t)}
+        state = self._generator_state
+        if state is not None:
+            out["tilts"] = state.tilts
+            out["message_weights"] = state.weights[self._replication(replication)].copy()
+        return out
 
     @property
     def embedding_dim(self) -> int:
@@ -239,10 +315,19 @@ class GeneratorMediatedEnv(ScenarioAccess, gym.Env):
     ``harm`` (the delivered treatment's harm score) and ``expected_harm`` (its exact mean
     for the action); ``expected_reward`` and ``regret`` are exact for the delivered distribution.
 
+    With generator drift (the ``drift`` option, :mod:`gambit_gym.drift`) ``step`` adds
+    ``generator`` (0: the deployed generator served the message, 1: the new one),
+    ``generator_weight`` (the new generator's share w(t); under endogenous drift, the tilts so
+    far) and ``generator_changed`` (this round's generator differs from the last round's);
+    ``expected_reward``, ``optimal_action`` and ``regret`` are those of the current round.
+    ``generator_state()`` describes the round's generator for analysis.
+
     ## Simulation access and oracle
     ``sample_treatments(action, context, n, rng=None)`` draws ``n`` working
     embeddings from the generator without touching the episode's random
-    stream; ``expected_rewards(context)`` returns mu(a, x) for every a, exactly;
+    stream (under drift: as deployed, or with ``current=True, replication=r`` as it is now,
+    counted in ``current_queries``); ``expected_rewards(context)`` returns mu(a, x) for every a,
+    exactly (the current round's);
     ``embedding_r2`` says how well a linear model on E[Z | a, x] and the
     context explains mu.
 
@@ -328,6 +413,17 @@ class GeneratorMediatedEnv(ScenarioAccess, gym.Env):
                                                                             "resample"), "fallback",
                                                                             "no_message_reward", "harm"; None = every
                                                                             treatment is delivered
+        drift               S M C  dict | None                 None         generator drift during deployment
+                                                                            (gambit_gym.drift): "kind" ("none",
+                                                                            "abrupt", "gradual", "periodic";
+                                                                            "endogenous" for cached-llm), "at",
+                                                                            "window", "period", "weight"; the new
+                                                                            generator: "magnitude", "direction",
+                                                                            "cov_scale", "seed" (synthetic,
+                                                                            misspecified) or "cache_path" (cached-llm;
+                                                                            None = the domain's second bundled cache);
+                                                                            endogenous: "every", "learning_rate"; None =
+                                                                            one generator throughout
         embedding_dim       S      int                         3            p = d: the dimension of Z* and of the
                                                                             working embedding Z = Z*
         latent_dim          M      int                         3            p, the dimension of the latent treatment Z*
@@ -437,6 +533,7 @@ class GeneratorMediatedEnv(ScenarioAccess, gym.Env):
         self._best = s.optimal_value.tolist()
         self._argbest = s.optimal_action.tolist()
         self._t = 0
+        self._start_generator()
         self._context = 0
         self._last: dict[str, Any] | None = None
         self._sim_rng = np.random.default_rng()
@@ -464,6 +561,7 @@ class GeneratorMediatedEnv(ScenarioAccess, gym.Env):
             self._sim_rng = streams.stream(seed, streams.SIMULATION)
         self._t = 0
         self._last = None
+        self._start_generator()
         self._context = int(self.contexts.sample(self.np_random))
         return self.contexts.features[self._context].copy(), self._context_info()
 
@@ -471,15 +569,22 @@ class GeneratorMediatedEnv(ScenarioAccess, gym.Env):
         a = check_action(action, self.scenario.n_actions)
         s = self.scenario
         c = self._context
-        latent, z, reward, layer = s.draw_with_layer(np.array([a]), np.array([c]), self.np_random)
+        drift = None
+        if isinstance(s, DriftingScenario):
+            latent, z, reward, layer, mu, best, argbest, drift = s.play(
+                self._t, np.array([a]), np.array([c]), self.np_random, self._generator_state, _ROW0)
+            s.end_round(self._t, self._generator_state)
+            mu, best, argbest = float(mu[0]), float(best[0]), int(argbest[0])
+        else:
+            latent, z, reward, layer = s.draw_with_layer(np.array([a]), np.array([c]), self.np_random)
+            mu = self._expected[c][a]  # python floats: cheaper than numpy scalars on this path
+            best, argbest = self._best[c], self._argbest[c]
         self._t += 1
-        mu = self._expected[c][a]  # python floats: cheaper than numpy scalars on this path
-        best = self._best[c]
         played = {
             "treatment": latent[0],
             "treatment_embedding": z[0],
             "expected_reward": mu,
-            "optimal_action": self._argbest[c],
+            "optimal_action": argbest,
             "optimal_expected_reward": best,
             "regret": best - mu,
             "played_context": c,
@@ -488,6 +593,8 @@ class GeneratorMediatedEnv(ScenarioAccess, gym.Env):
             played.update({key: value[0].item() if key != "raw_treatment" else value[0]
                            for key, value in layer.items()})
             played["expected_harm"] = float(s.expected_harm[c, a])
+        if drift is not None:
+            played.update({key: value[0].item() for key, value in drift.items()})
         self._last = {"action": a, "reward": float(reward[0]), **played}
         self._context = int(self.contexts.sample(self.np_random))
         obs = self.contexts.features[self._context].copy()

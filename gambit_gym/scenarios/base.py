@@ -96,6 +96,12 @@ SAFETY = Option("safety", "dict | None", None,
                 'logistic, random, pattern) on the generated treatment, "attempts", "on_reject" ("fallback", '
                 '"withhold", "resample"), "fallback", "no_message_reward", "harm"; None = every treatment is '
                 "delivered")
+DRIFT = Option("drift", "dict | None", None,
+               'generator drift during deployment (gambit_gym.drift): "kind" ("none", "abrupt", "gradual", "periodic"; '
+               '"endogenous" for cached-llm), "at", "window", "period", "weight"; the new generator: '
+               '"magnitude", "direction", "cov_scale", "seed" (synthetic, misspecified) or "cache_path" '
+               '(cached-llm; None = the domain\'s second bundled cache); endogenous: "every", "learning_rate"; '
+               "None = one generator throughout")
 
 
 class Scenario(abc.ABC):

@@ -36,6 +36,7 @@ from gambit_gym.domains import (
 )
 from gambit_gym.outcomes import LinearOutcome, MLPOutcome, OutcomeModel
 from gambit_gym.scenarios.base import (
+    DRIFT,
     N_NOISE_LEVELS,
     NOISE_LEVEL,
     REWARD_NOISE_SD,
@@ -163,9 +164,14 @@ class CachedLLMScenario(Scenario):
     """
 
     def __init__(self, cache: TreatmentCache, options: dict[str, Any], domain: Domain,
-                 outcome: OutcomeSpec, calibration: Calibration | None = None) -> None:
+                 outcome: OutcomeSpec, calibration: Calibration | None = None,
+                 reference: CachedLLMScenario | None = None) -> None:
         self.variant = "cached-llm"
         self.cache = cache
+        # Another generator in the same world (drift): the reference's scoring, outcome, actions and noise.
+        self.reference = reference
+        if reference is not None:
+            _check_same_world(reference.cache, cache)
         self.domain = domain
         self.outcome_spec = outcome
         self.calibration = calibration
@@ -179,7 +185,10 @@ class CachedLLMScenario(Scenario):
         # Calibration rescales every style score: the outcome's and the working embedding's alike.
         self._style_sd = None if calibration is None else calibration.style_sd
         latent = self._styles(cache, [dims.index(d) for d in outcome.dimensions])
-        self.outcome = self._outcome(outcome, latent, options["problem_seed"])
+        if reference is None:
+            self.outcome = self._outcome(outcome, latent, options["problem_seed"])
+        else:
+            self.outcome = reference.outcome
         f_all = self.outcome.mean(latent, cache.context_index.astype(np.int64))
 
         # Cell bookkeeping over all prompts: messages sorted by cell, i.e. by (context, prompt).
@@ -190,8 +199,11 @@ class CachedLLMScenario(Scenario):
         starts = np.concatenate([[0], np.cumsum(counts.ravel())[:-1]]).reshape(C, P)
         cell_mean = (np.bincount(cell, weights=f_all, minlength=C * P) / counts.ravel()).reshape(C, P)
 
-        # Which prompts are the actions.
-        self.prompt_subset = self._prompts(options, cache, cell_mean)
+        # Which prompts are the actions (another generator's cache: the reference's, by id).
+        if reference is None:
+            self.prompt_subset = self._prompts(options, cache, cell_mean)
+        else:
+            self.prompt_subset = [cache.prompt_ids.index(pid) for pid in reference.prompt_ids]
         self._counts = counts[:, self.prompt_subset]
         self._starts = starts[:, self.prompt_subset]
         self._f = f_all[order]
@@ -202,7 +214,11 @@ class CachedLLMScenario(Scenario):
         self._set_oracle(cell_mean[:, self.prompt_subset])
 
         treatment_scale = float(np.sqrt(latent.var(axis=0).sum()))
-        if calibration is None:
+        if reference is not None:  # the world's noise does not change with the generator
+            self.treatment_scale = reference.treatment_scale
+            self.noise_levels = reference.noise_levels
+            self.noise_sd = reference.noise_sd
+        elif calibration is None:
             field_noise_sd = outcome.field_noise_sd if options["field_noise_sd"] is None else options["field_noise_sd"]
             self._set_noise(treatment_scale, field_noise_sd, options["noise_level"], options["reward_noise_sd"])
         else:
@@ -218,8 +234,16 @@ class CachedLLMScenario(Scenario):
 
     # -- construction helpers ------------------------------------------------------------
     def _styles(self, cache: TreatmentCache, columns: list[int]) -> np.ndarray:
-        """Style score columns as float64, rescaled by the calibration if there is one."""
-        scores = cache.style_scores[:, columns].astype(np.float64)
+        """Style score columns as float64, rescaled by the calibration if there is one.
+
+        With a reference (another generator's cache of the same world), the messages are scored on the
+        reference's axes and standardisation: a style shift between generators stays visible."""
+        if self.reference is None:
+            scores = cache.style_scores[:, columns].astype(np.float64)
+        else:
+            ref = self.reference.cache
+            raw = cache.embeddings.astype(np.float64) @ ref.style_axes[columns].astype(np.float64).T
+            scores = (raw - ref.style_offset[columns]) / ref.style_scale[columns]
         return scores if self._style_sd is None else scores * self._style_sd
 
     def _context_effect(self, spec: OutcomeSpec) -> np.ndarray:
@@ -285,9 +309,14 @@ class CachedLLMScenario(Scenario):
             if not k.isdigit() or not 1 <= int(k) <= cache.embeddings.shape[1]:
                 limit = cache.embeddings.shape[1]
                 raise ValueError(f"working_embedding: 'pca:k' needs k in [1, {limit}], got {spec!r}")
+            if self.reference is not None:  # the reference's components: one working embedding for both
+                centre, basis = self.reference._pca_frame(int(k))
+                return (cache.embeddings.astype(np.float64) - centre) @ basis.T
             x = cache.embeddings.astype(np.float64)
-            x = x - x.mean(0)
+            centre = x.mean(0)
+            x = x - centre
             _, _, vt = np.linalg.svd(x, full_matrices=False)
+            self._pca = (centre, vt)
             return x @ vt[: int(k)].T
         if isinstance(spec, str):
             spec = [spec]
@@ -300,6 +329,47 @@ class CachedLLMScenario(Scenario):
                 )
             return self._styles(cache, [dims.index(d) for d in spec])
         raise ValueError(f"working_embedding: expected style dimension names, 'pca:k' or 'full', got {spec!r}")
+
+    def _pca_frame(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The centre and first ``k`` principal directions of this cache's sentence embeddings."""
+        if getattr(self, "_pca", None) is None:
+            x = self.cache.embeddings.astype(np.float64)
+            centre = x.mean(0)
+            self._pca = (centre, np.linalg.svd(x - centre, full_matrices=False)[2])
+        return self._pca[0], self._pca[1][:k]
+
+    def with_generator(self, cache: TreatmentCache) -> CachedLLMScenario:
+        """The same world served by another generator: ``cache`` holds its messages (same domain, prompts,
+        contexts and embedder). Scores, outcome, actions, working embedding and noise are this scenario's.
+
+        Example:
+            >>> s = cached_llm()
+            >>> other = s.with_generator(s.cache)   # the same cache: the same expected rewards
+            >>> bool(np.allclose(other.expected_reward, s.expected_reward, atol=1e-4))
+            True
+        """
+        return CachedLLMScenario(cache, self.options, self.domain, self.outcome_spec, self.calibration,
+                                 reference=self)
+
+    # -- message-level access (endogenous drift reweights the messages of each cell) ------------------
+    @property
+    def message_rewards(self) -> np.ndarray:
+        """f of every message, in the cell-sorted order."""
+        return self._f
+
+    @property
+    def cell_starts(self) -> np.ndarray:
+        """``(n_contexts, n_actions)`` where each action cell starts in the cell-sorted messages."""
+        return self._starts
+
+    @property
+    def cell_counts(self) -> np.ndarray:
+        """``(n_contexts, n_actions)`` messages per action cell."""
+        return self._counts
+
+    def messages(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(texts, working embeddings, f)`` of the cell-sorted messages ``idx``."""
+        return self._texts[idx], self._working[idx], self._f[idx]
 
     # -- the round -----------------------------------------------------------------------
     @property
@@ -360,6 +430,24 @@ class CachedLLMScenario(Scenario):
                 "prompts": self.prompt_ids, "generator": self.cache.meta["generator"]["name"]}
 
 
+def _check_same_world(ref: TreatmentCache, other: TreatmentCache) -> None:
+    """Two caches can serve one world only with the same domain, prompts, contexts, styles and embedder."""
+    problems = []
+    if cache_domain(ref).name != cache_domain(other).name:
+        problems.append(f"domain {cache_domain(other).name!r} differs from {cache_domain(ref).name!r}")
+    if sorted(ref.prompt_ids) != sorted(other.prompt_ids):
+        problems.append("its prompts differ")
+    if ref.contexts.factors != other.contexts.factors:
+        problems.append("its contexts differ")
+    if ref.style_dimensions != other.style_dimensions:
+        problems.append("its style dimensions differ")
+    if ref.meta.get("embedder") != other.meta.get("embedder"):
+        problems.append(f"its embedder {other.meta.get('embedder')} differs from {ref.meta.get('embedder')}")
+    if problems:
+        raise ValueError(f"drift.cache_path: {other.path} cannot serve the world of {ref.path}: "
+                         + "; ".join(problems))
+
+
 #: Options of the cached-LLM variant, in the order ``describe()`` lists them.
 CACHED_LLM_OPTIONS: tuple[Option, ...] = (
     Option("cache_path", "str | Path | None", None,
@@ -390,6 +478,7 @@ CACHED_LLM_OPTIONS: tuple[Option, ...] = (
            "the sd of noise level 4; None = the outcome's field_noise_sd"),
     Option("problem_seed", "int", 0, 'seed of an "mlp" outcome\'s weights'),
     SAFETY,
+    DRIFT,
 )
 
 

@@ -7,6 +7,7 @@ defaults, are :data:`SYNTHETIC_OPTIONS` and :data:`MISSPECIFIED_OPTIONS`.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -18,6 +19,7 @@ from gambit_gym.domains import DEFAULT_DOMAIN, load_domain
 from gambit_gym.embeddings import LinearView
 from gambit_gym.outcomes import LinearOutcome, MLPOutcome, OutcomeModel
 from gambit_gym.scenarios.base import (
+    DRIFT,
     MAX_SCALE,
     NOISE_LEVEL,
     REWARD_NOISE_SD,
@@ -69,6 +71,7 @@ _GAUSSIAN_OPTIONS: tuple[Option, ...] = (
     Option("field_noise_sd", "float", FIELD_NOISE_SD,
            "the sd of noise level 4 (the field noise of the paper's 3-D linear outcome model)"),
     SAFETY,
+    DRIFT,
 )
 
 SYNTHETIC_OPTIONS: tuple[Option, ...] = (
@@ -141,6 +144,21 @@ class GaussianScenario(Scenario):
 
     def mean_embedding(self) -> np.ndarray:
         return self.embedding.mean(self.treatment_model.means)
+
+    def with_generator(self, means: np.ndarray, cov: np.ndarray) -> GaussianScenario:
+        """The same world (contexts, view, outcome, noise) with another generator: Z* ~ N(means, cov).
+
+        Example:
+            >>> s = synthetic()
+            >>> moved = s.with_generator(s.treatment_model.means + 1.0, s.treatment_model.cov)
+            >>> moved.noise_sd == s.noise_sd, moved.expected_reward.shape
+            (True, (12, 5))
+        """
+        other = copy.copy(self)
+        other.treatment_model = GaussianTreatmentModel(means, cov)
+        with np.errstate(over="ignore", invalid="ignore"):
+            other._set_oracle(self.outcome.expected_gaussian(other.treatment_model.means, other.treatment_model.cov))
+        return other
 
 
 def _context_space(contexts: Any) -> ContextSpace:
