@@ -170,6 +170,16 @@ def test_cached_drift_scores_the_other_generator_on_the_deployed_frame(half_cach
     assert s.after.noise_sd == s.before.noise_sd and s.after.outcome is s.before.outcome
 
 
+def test_cached_drift_defaults_to_the_bundled_second_generator():
+    s = make_scenario("cached-llm", drift={"kind": "abrupt", "at": 10})
+    assert s.before.cache.meta["generator"]["name"] == "smollm2-135m-instruct"
+    assert s.after.cache.meta["generator"]["name"] == "gemma-3-270m"
+    assert s.after.prompt_ids == s.before.prompt_ids and s.after.noise_sd == s.before.noise_sd
+    # Gemma 3 270M writes differently: the best prompt moves in most contexts
+    moved = s.before.expected_reward.argmax(1) != s.after.expected_reward.argmax(1)
+    assert moved.sum() >= 6
+
+
 def test_cached_drift_keeps_one_working_embedding_for_both_generators(half_cache):
     path, keep = half_cache
     s = make_scenario("cached-llm", working_embedding="pca:4", drift={"kind": "abrupt", "at": 0, "cache_path": path})
