@@ -4,6 +4,7 @@
 """
 
 from agents.base import Agent, BatchedAgent, IncompatibleEnvError
+from agents.drift import BankPriorPoGAMBITTS, DiscountedStandardTS
 from agents.ensemble import EnsembleGAMBITTS
 from agents.gambitts import FoGAMBITTS, PoGAMBITTS
 from agents.learned_embedding import LearnedEmbeddingGAMBITTS
@@ -16,8 +17,10 @@ from agents.thompson import LinearTS, StandardTS
 
 __all__ = [
     "Agent",
+    "BankPriorPoGAMBITTS",
     "BanditResult",
     "BatchedAgent",
+    "DiscountedStandardTS",
     "EnsembleGAMBITTS",
     "FeedbackLogger",
     "FoGAMBITTS",

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from agents.base import IncompatibleEnvError
-from agents.posteriors import NormalInverseWishart
+from agents.posteriors import NormalInverseWishart, check_discount
 from agents.reward_model import LinearRewardAgent, LinearRewardModel
 from agents.state import State, prefixed, unprefixed
 from gambit_gym.validation import check_int
@@ -166,6 +166,9 @@ class FoGAMBITTS(_GambittsBase):
 
     Args:
         niw_mu0, niw_psi0, niw_kappa0, niw_nu0: the treatment prior (paper: 0, I, 1, d).
+        discount: forgetting factor gamma in (0, 1] of both the reward posterior and the treatment
+            models (a round s rounds ago weighs gamma^s; cells not played decay towards the prior);
+            1 (default) forgets nothing.
         Other arguments as :class:`PoGAMBITTS` (without the bank).
 
     Each round draws the reward coefficients once and, for every action, one
@@ -181,10 +184,12 @@ class FoGAMBITTS(_GambittsBase):
         niw_psi0: float | np.ndarray = 1.0,
         niw_kappa0: float = 1.0,
         niw_nu0: float | None = None,
+        discount: float = 1.0,
         **kwargs: Any,
     ) -> None:
-        self.niw_prior = dict(mu0=niw_mu0, psi0=niw_psi0, kappa0=niw_kappa0, nu0=niw_nu0)
-        super().__init__(n_actions, obs_dim, **kwargs)
+        self.niw_prior = dict(mu0=niw_mu0, psi0=niw_psi0, kappa0=niw_kappa0, nu0=niw_nu0,
+                              discount=check_discount(discount))
+        super().__init__(n_actions, obs_dim, discount=discount, **kwargs)
 
     def _init_state(self) -> None:
         self._init_reward_model()

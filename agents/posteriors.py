@@ -14,6 +14,13 @@ Cholesky factor of the posterior precision and update it by rank-one
 Each class lists its learned state explicitly: ``state()`` returns copies of
 the named arrays, ``load_state(state)`` checks names, shapes and dtypes and
 puts copies back. The prior (constructor arguments) is not state.
+
+Forgetting (non-stationary problems): each class takes ``discount`` (gamma in
+(0, 1]). Every ``update`` call is one round; an observation made s rounds ago
+then weighs gamma^s in every sufficient statistic, while the prior keeps its
+full weight (the posterior is the prior times the likelihood of the data raised
+to those weights). ``discount=1`` (the default) is the plain posterior, computed
+exactly as without the option.
 """
 
 from __future__ import annotations
@@ -143,6 +150,19 @@ def solve_lower_transpose(L: np.ndarray, b: np.ndarray) -> np.ndarray:
     return t
 
 
+def check_discount(discount: float) -> float:
+    """The forgetting factor gamma, a number in (0, 1] (1: no forgetting).
+
+    Example:
+        >>> check_discount(0.99)
+        0.99
+    """
+    gamma = check_float("discount", discount, minimum=0.0, strict=True)
+    if gamma > 1.0:
+        raise ValueError(f"discount: expected a number in (0, 1] (1 = no forgetting), got {gamma}")
+    return gamma
+
+
 def _standard_gamma(rng: np.random.Generator, shape: np.ndarray) -> np.ndarray:
     """``rng.gamma(shape)`` (unit scale), the same draws from the same stream: a Generator call with an
     array of shapes costs ~10 us of argument checking however small the array, a scalar call ~0.6 us, so
@@ -161,6 +181,10 @@ class NormalGamma:
     alpha_N = alpha + N/2, beta_N = beta + S/2 + N nu (ybar - m)^2 / (2 (N + nu)),
     mu | tau ~ N((nu m + N ybar) / (nu + N), 1 / (tau (nu + N))).
 
+    With ``discount`` gamma < 1, every cell of an updated row is discounted each
+    ``update`` call (a round), played or not: N, ybar and S become the weighted
+    count, mean and centred sum of squares with weights gamma^(rounds since).
+
     Example:
         >>> import numpy as np
         >>> ng = NormalGamma(n_rows=2, n_cells=3, m=0.0, nu=1.0, alpha=1.0, beta=1.0)
@@ -169,7 +193,9 @@ class NormalGamma:
         array([0.5, 1.5])
     """
 
-    def __init__(self, n_rows: int, n_cells: int, m: float, nu: float, alpha: float, beta: float) -> None:
+    def __init__(self, n_rows: int, n_cells: int, m: float, nu: float, alpha: float, beta: float,
+                 discount: float = 1.0) -> None:
+        self.discount = check_discount(discount)
         self.m = check_float("prior_mean", m)
         self.nu = check_float("prior_count", nu, minimum=0.0, strict=True)
         self.alpha = check_float("prior_shape", alpha, minimum=0.0, strict=True)
@@ -188,7 +214,11 @@ class NormalGamma:
         self.count, self.mean, self.ssq = state["count"], state["mean"], state["ssq"]
 
     def update(self, rows: np.ndarray, cells: np.ndarray, y: np.ndarray) -> None:
-        """Add one observation ``y[i]`` to cell ``cells[i]`` of row ``rows[i]`` (Welford)."""
+        """Add one observation ``y[i]`` to cell ``cells[i]`` of row ``rows[i]`` (Welford; weighted Welford
+        after discounting every cell of the rows when ``discount < 1``: the mean keeps, count and S scale)."""
+        if self.discount < 1.0:
+            self.count[rows] *= self.discount
+            self.ssq[rows] *= self.discount
         n = self.count[rows, cells] + 1.0
         delta = y - self.mean[rows, cells]
         mean = self.mean[rows, cells] + delta / n
@@ -223,6 +253,13 @@ class LinearGaussian:
     a_n = a0 + n/2, b_n = b0 + (y^T y + mu0^T B0 mu0 - mu^T B mu) / 2.
     With a number, v is fixed at it.
 
+    With ``discount`` gamma < 1 each update first discounts the data part:
+    B <- gamma B + (1 - gamma) B0, b <- gamma b + (1 - gamma) B0 mu0, yy and n
+    times gamma; so B = B0 + sum gamma^(n-i) phi_i phi_i^T and so on (weighted
+    least squares, the prior at full weight). The factor is scaled by
+    sqrt(gamma) and (1 - gamma) B0 added as p rank-one updates (columns of its
+    Cholesky factor), then phi's rank-one update as usual.
+
     State: ``chol`` (R, p, p), the lower Cholesky factor of B; ``b`` (R, p);
     ``yy`` and ``n`` (R,).
     """
@@ -235,7 +272,9 @@ class LinearGaussian:
         noise_var: float | None = None,
         a0: float = 2.0,
         b0: float = 1.0,
+        discount: float = 1.0,
     ) -> None:
+        self.discount = check_discount(discount)
         mu0 = check_array("prior_mean", prior_mean, (None,))
         p = mu0.shape[0]
         B0 = np.asarray(prior_precision, dtype=np.float64)
@@ -251,6 +290,7 @@ class LinearGaussian:
         self.b0 = check_float("b0", b0, minimum=0.0, strict=True)
         self.mu0 = mu0
         self.prior_quad = float(mu0 @ B0 @ mu0)
+        self.prior_chol, self.prior_b = L0, B0 @ mu0  # what a discounted update restores (1 - gamma) of
         self.chol = np.broadcast_to(L0, (n_rows, p, p)).copy()
         self.b = np.broadcast_to(B0 @ mu0, (n_rows, p)).copy()
         self.yy = np.zeros(n_rows)
@@ -271,10 +311,24 @@ class LinearGaussian:
 
     def update(self, phi: np.ndarray, y: np.ndarray) -> None:
         """One observation per row: ``phi (R, p)``, ``y (R,)``."""
+        if self.discount < 1.0:
+            self._discount_data()
         cholesky_rank_one_update(self.chol, phi)
         self.b += y[:, None] * phi
         self.yy += y * y
         self.n += 1.0
+
+    def _discount_data(self) -> None:
+        """The data part of every statistic times gamma, the prior kept whole (see the class doc)."""
+        g = self.discount
+        self.chol *= np.sqrt(g)
+        restore = np.sqrt(1.0 - g) * self.prior_chol
+        for j in range(self.dim):  # (1 - g) B0 = sum_j c_j c_j^T over the columns c_j of sqrt(1 - g) L0
+            if np.any(restore[:, j]):
+                cholesky_rank_one_update(self.chol, restore[:, j])
+        self.b = g * self.b + (1.0 - g) * self.prior_b
+        self.yy *= g
+        self.n *= g
 
     def _whitened(self) -> np.ndarray:
         return solve_lower(self.chol, self.b)  # w = L^{-1} b, so mu = L^{-T} w and mu^T B mu = |w|^2
@@ -314,6 +368,17 @@ class NormalInverseWishart:
     multivariate t with nu - d + 1 degrees of freedom, location m and scale
     Psi / (kappa (nu - d + 1)): the same law as first drawing
     Sigma ~ IW(Psi, nu) and then mean ~ N(m, Sigma / kappa).
+
+    With ``discount`` gamma < 1 every ``update`` call is a round and a treatment
+    seen s rounds ago weighs gamma^s; cells not played decay towards the prior.
+    The decay is applied lazily, when a cell is updated or sampled: data
+    discounted by g (= gamma^rounds since the cell was last brought up to date)
+    turn (m, kappa, Psi, nu) into kappa' = g kappa + (1 - g) kappa0,
+    m' = (g kappa m + (1 - g) kappa0 mu0) / kappa', nu' = g nu + (1 - g) nu0,
+    Psi' = g Psi + (1 - g) Psi0 + g kappa (1 - g) kappa0 / kappa' (m - mu0)(m - mu0)^T.
+    The state then also holds ``rounds`` and ``last`` (R, cells), the round
+    each cell was last brought up to date. :meth:`_prior` gives each cell's
+    prior (a subclass may keep one prior per cell).
     """
 
     def __init__(
@@ -325,7 +390,9 @@ class NormalInverseWishart:
         psi0: np.ndarray | float = 1.0,
         kappa0: float = 1.0,
         nu0: float | None = None,
+        discount: float = 1.0,
     ) -> None:
+        self.discount = check_discount(discount)
         d = dim
         mu0 = np.broadcast_to(np.asarray(mu0, dtype=np.float64), (d,))
         psi0 = np.asarray(psi0, dtype=np.float64)
@@ -339,24 +406,70 @@ class NormalInverseWishart:
         except np.linalg.LinAlgError:
             raise ValueError("psi0: must be symmetric positive definite") from None
         self.dim = d
+        self.prior_mean, self.prior_chol_psi = mu0, L0
         self.mean = np.broadcast_to(mu0, (n_rows, n_cells, d)).copy()
         self.chol_psi = np.broadcast_to(L0, (n_rows, n_cells, d, d)).copy()
         self.kappa = np.full((n_rows, n_cells), self.kappa0)
         self.nu = np.full((n_rows, n_cells), self.nu0)
+        if self.discount < 1.0:
+            self.rounds = 0
+            self.last = np.zeros((n_rows, n_cells))
 
     def state(self) -> State:
-        """Copies of ``mean`` (R, cells, d), ``chol_psi`` (R, cells, d, d), ``kappa`` and ``nu`` (R, cells)."""
-        return snapshot({"mean": self.mean, "chol_psi": self.chol_psi, "kappa": self.kappa, "nu": self.nu})
+        """Copies of ``mean`` (R, cells, d), ``chol_psi`` (R, cells, d, d), ``kappa`` and ``nu`` (R, cells);
+        with ``discount < 1`` also ``rounds`` (int) and ``last`` (R, cells)."""
+        state = {"mean": self.mean, "chol_psi": self.chol_psi, "kappa": self.kappa, "nu": self.nu}
+        if self.discount < 1.0:
+            state.update(rounds=self.rounds, last=self.last)
+        return snapshot(state)
 
     def load_state(self, state: Mapping[str, np.ndarray]) -> None:
         """Restore what :meth:`state` returned (same names, shapes and dtypes)."""
         state = check_state(type(self).__name__, self.state(), state)
         self.mean, self.chol_psi, self.kappa, self.nu = state["mean"], state["chol_psi"], state["kappa"], state["nu"]
+        if self.discount < 1.0:
+            self.rounds, self.last = state["rounds"], state["last"]
+
+    def _prior(self, rows: np.ndarray | slice, cells: np.ndarray | slice) -> tuple[np.ndarray, np.ndarray]:
+        """Prior mean and Cholesky factor of Psi0 of the selected cells, broadcastable to ``(..., d)`` and
+        ``(..., d, d)``: one prior for every cell here."""
+        return self.prior_mean, self.prior_chol_psi
+
+    def _decayed(self, rows, cells):
+        """The discounted posterior of the selected cells in parts: ``(m', kappa', nu', g, L, L0, c, v)`` with
+        Psi' = g L L^T + (1 - g) L0 L0^T + c v v^T (the class doc's formulas)."""
+        m, L = self.mean[rows, cells], self.chol_psi[rows, cells]
+        kappa, nu = self.kappa[rows, cells], self.nu[rows, cells]
+        g = self.discount ** (self.rounds - self.last[rows, cells])
+        mu0, L0 = self._prior(rows, cells)
+        keep, restore = g * kappa, (1.0 - g) * self.kappa0
+        kappa_g = keep + restore
+        m_g = (keep[..., None] * m + restore[..., None] * mu0) / kappa_g[..., None]
+        return m_g, kappa_g, g * nu + (1.0 - g) * self.nu0, g, L, L0, keep * restore / kappa_g, m - mu0
+
+    def current(self, rows: np.ndarray | slice = slice(None), cells: np.ndarray | slice = slice(None)
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(mean, chol_psi, kappa, nu)`` of the selected cells now: the stored values, discounted for the
+        rounds since each cell was last brought up to date when ``discount < 1`` (copies either way)."""
+        if self.discount == 1.0:
+            return (self.mean[rows, cells].copy(), self.chol_psi[rows, cells].copy(), self.kappa[rows, cells].copy(),
+                    self.nu[rows, cells].copy())
+        m_g, kappa_g, nu_g, g, L, L0, c, v = self._decayed(rows, cells)
+        psi = (g[..., None, None] * (L @ np.swapaxes(L, -1, -2))
+               + (1.0 - g)[..., None, None] * (L0 @ np.swapaxes(L0, -1, -2))
+               + c[..., None, None] * (v[..., :, None] * v[..., None, :]))
+        return m_g, np.linalg.cholesky(psi), kappa_g, nu_g
 
     def update(self, rows: np.ndarray, cells: np.ndarray, z: np.ndarray) -> None:
-        kappa = self.kappa[rows, cells]
-        m = self.mean[rows, cells]
-        L = self.chol_psi[rows, cells]
+        if self.discount < 1.0:
+            self.rounds += 1
+            m, L, kappa, nu = self.current(rows, cells)
+            self.last[rows, cells] = self.rounds
+            self.nu[rows, cells] = nu
+        else:
+            kappa = self.kappa[rows, cells]
+            m = self.mean[rows, cells]
+            L = self.chol_psi[rows, cells]
         cholesky_rank_one_update(L, np.sqrt(kappa / (kappa + 1))[:, None] * (z - m))
         self.chol_psi[rows, cells] = L
         self.mean[rows, cells] = (kappa[:, None] * m + z) / (kappa + 1)[:, None]
@@ -373,9 +486,21 @@ class NormalInverseWishart:
 
     def sample_mean(self, rng: np.random.Generator, rows=slice(None), cells=slice(None)) -> np.ndarray:
         """Draw the treatment mean of the selected cells: ``(..., d)``."""
+        if self.discount < 1.0:
+            return self._sample_decayed_mean(rng, rows, cells)
         m = self.mean[rows, cells]
         L = self.chol_psi[rows, cells]
         df = self.nu[rows, cells] - self.dim + 1
         g = np.einsum("...ij,...j->...i", L, rng.standard_normal(m.shape))
         chi2 = 2.0 * _standard_gamma(rng, df / 2.0)  # rng.chisquare(df), the same draws
         return m + g / np.sqrt(self.kappa[rows, cells] * chi2)[..., None]
+
+    def _sample_decayed_mean(self, rng: np.random.Generator, rows, cells) -> np.ndarray:
+        """The discounted cells' draw, the same law without a Cholesky factor of Psi': a N(0, Psi') vector is
+        sqrt(g) L e1 + sqrt(1 - g) L0 e2 + sqrt(c) v e3 for independent standard normals e1, e2, e3."""
+        m, kappa, nu, g, L, L0, c, v = self._decayed(rows, cells)
+        gauss = (np.sqrt(g)[..., None] * np.einsum("...ij,...j->...i", L, rng.standard_normal(m.shape))
+                 + np.sqrt(1.0 - g)[..., None] * np.einsum("...ij,...j->...i", L0, rng.standard_normal(m.shape))
+                 + (np.sqrt(c) * rng.standard_normal(c.shape))[..., None] * v)
+        chi2 = 2.0 * _standard_gamma(rng, (nu - self.dim + 1) / 2.0)
+        return m + gauss / np.sqrt(kappa * chi2)[..., None]

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from agents.base import BatchedAgent
-from agents.posteriors import LinearGaussian
+from agents.posteriors import LinearGaussian, check_discount
 from agents.state import State, prefixed, unprefixed
 from gambit_gym.validation import check_float
 
@@ -29,6 +29,7 @@ class LinearRewardModel:
         a0: float = 2.0,
         b0: float = 1.0,
         prior_mean: np.ndarray | None = None,
+        discount: float = 1.0,
     ) -> None:
         lam = check_float("prior_precision", prior_precision, minimum=0.0, strict=True)
         lam0 = check_float("intercept_precision", intercept_precision, minimum=0.0, strict=True)
@@ -41,7 +42,7 @@ class LinearRewardModel:
         precision = np.full(self.dim, lam)
         precision[-1] = lam0
         mu0 = np.zeros(self.dim) if prior_mean is None else np.asarray(prior_mean, dtype=np.float64)
-        self.posterior = LinearGaussian(n_rows, mu0, precision, noise_var=noise_var, a0=a0, b0=b0)
+        self.posterior = LinearGaussian(n_rows, mu0, precision, noise_var=noise_var, a0=a0, b0=b0, discount=discount)
 
     def features(self, parts: dict[str, np.ndarray]) -> np.ndarray:
         n = next(iter(parts.values())).shape[0]
@@ -63,6 +64,9 @@ class LinearRewardAgent(BatchedAgent):
         prior_precision, intercept_precision: prior precisions (times 1/v) of the
             coefficients and of the intercept (nearly flat, so any reward scale works).
         noise_var: fix the noise variance; ``None`` (default) learns it, v ~ InvGamma(a0, b0).
+        discount: forgetting factor gamma in (0, 1] of the reward posterior: a round s rounds ago weighs
+            gamma^s, the prior keeps full weight (see :class:`~agents.posteriors.LinearGaussian`); 1 (default)
+            forgets nothing.
     """
 
     def __init__(
@@ -75,11 +79,12 @@ class LinearRewardAgent(BatchedAgent):
         noise_var: float | None = None,
         a0: float = 2.0,
         b0: float = 1.0,
+        discount: float = 1.0,
         **base: Any,
     ) -> None:
         self.use_context = bool(use_context)
         self.model_kwargs = dict(prior_precision=prior_precision, intercept_precision=intercept_precision,
-                                 noise_var=noise_var, a0=a0, b0=b0)
+                                 noise_var=noise_var, a0=a0, b0=b0, discount=check_discount(discount))
         super().__init__(n_actions, obs_dim, **base)
 
     # ``_init_state`` sets ``self.model``, a LinearRewardModel; subclasses add their own state to these two.

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from agents.base import BatchedAgent
-from agents.posteriors import NormalGamma
+from agents.posteriors import NormalGamma, check_discount
 from agents.reward_model import LinearRewardAgent, LinearRewardModel
 from agents.state import State, prefixed, unprefixed
 
@@ -21,6 +21,9 @@ class StandardTS(BatchedAgent):
             a weak prior that works at any reward scale; the paper used m = 77, nu = 5
             for rewards around 80).
         prior_shape, prior_rate: alpha and beta of the precision's Gamma prior (1, 1).
+        discount: forgetting factor gamma in (0, 1]: every round all arms' statistics are discounted by
+            gamma (discounted Thompson sampling for non-stationary rewards, the prior at full weight);
+            1 (default) forgets nothing.
         seed: seed of the agent's random stream.
 
     Example:
@@ -42,11 +45,13 @@ class StandardTS(BatchedAgent):
         prior_count: float = 1e-4,
         prior_shape: float = 1.0,
         prior_rate: float = 1.0,
+        discount: float = 1.0,
         **base: Any,
     ) -> None:
         self.contextual = bool(contextual)
         self.needs_contexts = self.contextual
-        self.prior = dict(m=prior_mean, nu=prior_count, alpha=prior_shape, beta=prior_rate)
+        self.prior = dict(m=prior_mean, nu=prior_count, alpha=prior_shape, beta=prior_rate,
+                          discount=check_discount(discount))
         super().__init__(n_actions, obs_dim, **base)
 
     def _init_state(self) -> None:
