@@ -11,9 +11,11 @@
   When no action's draw fits, the agent plays the one with the least sampled harm (so it still
   explores which actions are harmless). Batched like every built-in agent.
 * :class:`HarmRecorder`: a ``run_bandit`` callback that records each round's delivered harm,
-  the exact expected harm of the chosen action and whether a fallback (or nothing) went out; its
-  :meth:`~HarmRecorder.violation_rate` is the budget-violation metric: the share of replications
-  whose realised cumulative mean harm up to round t exceeds the budget, for every t.
+  the exact expected harm of the chosen action, whether the fallback went out and whether anything
+  was delivered; its :meth:`~HarmRecorder.violation_rate` is the budget-violation metric: the share
+  of replications whose realised cumulative mean harm up to round t exceeds the budget, for every t.
+  The experiments' ``harm``, ``fallback_rate`` and ``delivered_rate`` metrics
+  (:mod:`agents.experiments.metrics`) read one.
 
 Example:
     >>> from agents import run_bandit
@@ -39,7 +41,7 @@ from agents.logged import Round
 from agents.posteriors import NormalGamma
 from agents.state import State, prefixed, unprefixed
 from agents.thompson import StandardTS
-from gambit_gym.validation import check_float
+from gambit_gym.validation import check_choice, check_float, check_int
 
 
 def raw_simulator(env: Any) -> Any:
@@ -129,14 +131,25 @@ class BudgetedStandardTS(_HarmBudget, StandardTS):
 
 
 class HarmRecorder:
-    """A ``run_bandit`` callback recording harm, expected harm and fallbacks per agent, ``(replications, T)``.
+    """A ``run_bandit`` callback recording harm, expected harm, fallbacks and deliveries per agent,
+    ``(replications, T)``.
 
-    Arrays grow as rounds come in (any number of replications and blocks).
+    Arrays grow as rounds come in (any number of replications and blocks); ``replications`` and
+    ``horizon``, when known, size them once (nothing is copied as the run goes on).
+
+    Recorded keys (:data:`KEYS`): ``harm`` (``info["harm"]``), ``expected_harm``
+    (``info["expected_harm"]``), ``fallback`` and ``delivered`` (1.0 or 0.0) and
+    ``not_delivered_as_generated`` (the fallback or nothing went out).
     """
 
-    def __init__(self) -> None:
+    #: What is recorded each round, per agent.
+    KEYS = ("harm", "expected_harm", "fallback", "delivered", "not_delivered_as_generated")
+
+    def __init__(self, replications: int | None = None, horizon: int | None = None) -> None:
         self._arrays: dict[str, dict[str, np.ndarray]] = {}
         self._extent: dict[str, tuple[int, int]] = {}  # (replications, rounds) recorded per agent
+        self._capacity = (0 if replications is None else check_int("replications", replications, 1),
+                          0 if horizon is None else check_int("horizon", horizon, 1))
 
     def __call__(self, step: Round) -> None:
         info = step.info
@@ -148,16 +161,19 @@ class HarmRecorder:
         extent = self._extent.get(name, (0, 0))
         need = (max(extent[0], int(rows.max()) + 1), max(extent[1], t + 1))
         self._extent[name] = need
-        values = {"harm": info["harm"], "expected_harm": info["expected_harm"],
-                  "not_delivered_as_generated": np.asarray(info["fallback"]) | ~np.asarray(info["delivered"])}
+        fallback, delivered = np.asarray(info["fallback"]), np.asarray(info["delivered"])
+        values = {"harm": info["harm"], "expected_harm": info["expected_harm"], "fallback": fallback,
+                  "delivered": delivered, "not_delivered_as_generated": fallback | ~delivered}
         for key, value in values.items():
             arr = store.get(key)
             if arr is None or arr.shape[0] < need[0] or arr.shape[1] < need[1]:
-                # grow the capacity geometrically: one round at a time would copy everything every round
-                old = (0, 0) if arr is None else arr.shape
-                grown = np.full((max(need[0], 2 * old[0]), max(need[1], 2 * old[1])), np.nan)
+                if arr is None:
+                    shape = (max(need[0], self._capacity[0]), max(need[1], self._capacity[1]))
+                else:  # grow geometrically: one round at a time would copy everything every round
+                    shape = tuple(n if n >= k else max(k, 2 * n) for n, k in zip(arr.shape, need))
+                grown = np.full(shape, np.nan)
                 if arr is not None:
-                    grown[: old[0], : old[1]] = arr
+                    grown[: arr.shape[0], : arr.shape[1]] = arr
                 store[key] = arr = grown
             arr[rows, t] = np.asarray(value, dtype=np.float64)
 
@@ -167,10 +183,15 @@ class HarmRecorder:
         n_rows, n_rounds = self._extent[name]
         return self._arrays[name][key][:n_rows, :n_rounds]
 
+    def cumulative_mean(self, name: str, key: str) -> np.ndarray:
+        """Mean of a recorded key (:data:`KEYS`) over each replication's rounds up to each round,
+        ``(replications, T)``: for ``fallback`` the share of rounds so far in which the fallback went out."""
+        values = self._get(name, check_choice("key", key, self.KEYS))
+        return np.cumsum(values, axis=1) / np.arange(1, values.shape[1] + 1)
+
     def cumulative_mean_harm(self, name: str) -> np.ndarray:
         """Realised mean harm of each replication up to each round, ``(replications, T)``."""
-        harm = self._get(name, "harm")
-        return np.cumsum(harm, axis=1) / np.arange(1, harm.shape[1] + 1)
+        return self.cumulative_mean(name, "harm")
 
     def violation_rate(self, name: str, budget: float) -> np.ndarray:
         """Share of replications whose realised cumulative mean harm exceeds ``budget``, per round ``(T,)``."""

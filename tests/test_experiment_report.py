@@ -2,6 +2,7 @@
 
 import tomllib
 
+import numpy as np
 import pytest
 
 from agents.experiments import (
@@ -19,6 +20,7 @@ from agents.experiments import (
 from agents.experiments.config import PAPER_DIR
 from agents.experiments.findings import experiment
 from agents.experiments.report import FINDINGS  # the paper's findings, then those beyond it
+from agents.experiments.runner import config_table, read_columns, regret_rounds
 from tests._experiments import ROOT, TINY, write_config
 
 LOW_NOISE = "poGAMBITTS has much lower regret than standard TS at low noise"
@@ -104,14 +106,65 @@ def test_a_renamed_agent_label_is_named(tmp_path):
     assert findings[LOW_NOISE].evidence == findings[SHRINKS].evidence == missing
 
 
+def _metric_series(exp: Experiment, level) -> dict:
+    """Per config and agent, the series the experiment's safety metrics write, each constant at
+    ``level(i, agent, series)`` (``i`` the config's index in the grid); the series of other metrics (``agent``,
+    ``simulation_queries``) depend on the agent and the environment, and are left out."""
+    names = {"harm": ["harm.mean", "harm.expected", "harm.violation"], "fallback_rate": ["fallback_rate"],
+             "delivered_rate": ["delivered_rate"], "feasible_regret": ["feasible_regret"]}
+    scalars = {"harm": "harm.budget", "feasible_regret": "feasible_regret.budget"}
+    shape = (exp.replications, len(regret_rounds(exp.horizon)))
+    out = {}
+    for i, config in enumerate(exp.configs()):
+        out[config.config_id] = {}
+        for agent in config.agents:
+            series = {name: np.full(shape, float(level(i, agent, name)))
+                      for metric in exp.metrics for name in names.get(metric, [])}
+            series.update({scalars[m]: 0.2 for m in exp.metrics if m in scalars})
+            out[config.config_id][agent] = series
+    return out
+
+
+def write_with_metrics(root, exp: Experiment, finals: dict, metrics: dict) -> None:
+    """``write_config``'s results plus each agent's metric series (``metrics``: config -> agent -> series)."""
+    write_config(root, exp, finals)
+    for config in exp.configs():
+        path = root / exp.name / config.filename
+        cols = read_columns(path)
+        result = {}
+        for agent in config.agents:
+            mine = cols["agent"] == agent
+            stat, value = cols["statistic"][mine], cols["value"][mine]
+            result[agent] = {"mean": value[stat == "mean"], "se": value[stat == "se"], "final": value[stat == "final"],
+                             "seconds": 0.0, "metrics": metrics[config.config_id][agent]}
+        path.write_text(config_table(config, result))
+
+
+def _safety_level(violation_budgeted):
+    """Metric levels for the safety findings: the budgeted agent over budget in a share ``violation_budgeted(i)``
+    of replications, the others always; rounds without the generated message growing with the grid index."""
+    def level(i, agent, name):
+        if name == "harm.violation":
+            return violation_budgeted(i) if agent == "budgeted" else 1.0
+        if name == "fallback_rate":
+            return 0.1 * i
+        if name == "delivered_rate":
+            return 1.0 - 0.05 * i
+        return 0.3
+    return level
+
+
 def test_every_paper_finding_is_decided_from_the_paper_experiments(tmp_path):
-    """Results shaped by the shipped TOMLs (their labels, their sweeps) decide every finding: a label renamed
-    in a TOML and not in its finding fails here."""
+    """Results shaped by the shipped TOMLs (their labels, their sweeps, their metrics) decide every finding: a
+    label renamed in a TOML and not in its finding fails here."""
     for exp in named_experiments().values():
         small = exp.with_overrides(horizon=10, replications=5)
         finals = {c.config_id: {a: 10 + 5 * i + 20 * j for j, a in enumerate(c.agents)}
                   for i, c in enumerate(small.configs())}
-        write_config(tmp_path, small, finals)
+        if small.metrics:
+            write_with_metrics(tmp_path, small, finals, _metric_series(small, _safety_level(lambda i: 0.0)))
+        else:
+            write_config(tmp_path, small, finals)
     findings = check_findings(load_results(tmp_path))
     assert [f.claim for f in findings] == [f.claim for f in FINDINGS]
     undecided = {f.claim: f.evidence for f in findings if f.status == "undecided"}
@@ -163,6 +216,57 @@ def test_a_bug_in_a_check_propagates(tmp_path):
         raise Undecidable("because")
 
     assert check_findings(results, [FindingCheck("undecidable", ("hedged",), cannot)])[0].evidence == "because"
+
+
+BUDGET_KEPT = ("the harm-budgeted agent keeps the realised mean harm within its budget (at most 5% of replications "
+               "over budget at the horizon) where unrestricted poGAMBITTS breaks it")
+FALLBACKS = ("a stricter filter means more rounds without the generated message: the share of rounds that send the "
+             "fallback (or nothing) grows with the filter's strictness")
+
+
+def test_safety_findings_read_the_violation_and_fallback_rates(tmp_path):
+    exp = load_experiment("safety").with_overrides(horizon=10, replications=4)
+    finals = {c.config_id: {a: 10 for a in c.agents} for c in exp.configs()}
+    cases = {"kept": (lambda i: 0.0, "reproduced"), "edge": (lambda i: 0.05, "reproduced"),
+             "once": (lambda i: 0.5 if i == 3 else 0.0, "partly reproduced"),
+             "never": (lambda i: 0.25, "not reproduced")}
+    for name, (violation, status) in cases.items():
+        write_with_metrics(tmp_path / name, exp, finals, _metric_series(exp, _safety_level(violation)))
+        findings = _findings(tmp_path / name)
+        assert findings[BUDGET_KEPT].status == status, findings[BUDGET_KEPT].evidence
+        assert findings[FALLBACKS].status == "reproduced"
+    evidence = _findings(tmp_path / "once")[BUDGET_KEPT].evidence
+    assert "filter=fallback-0.5: budgeted 50.0% +- 0.0% vs poGAMBITTS 100.0%" in evidence
+    fallbacks = _findings(tmp_path / "once")[FALLBACKS].evidence
+    assert "fallback: rounds without the generated message (fallback_rate + 1 - delivered_rate, mean over agents) " \
+           "0% rejected: 0.0%, 10% rejected: 15.0%, 30% rejected: 30.0%, 50% rejected: 45.0% (Spearman rho 1.00)" \
+           in fallbacks
+
+    # fallbacks falling with strictness in one mode: partly; the budget binding nowhere: undecided
+    def shrinking(i, agent, name):
+        if name == "harm.violation":
+            return 0.0
+        if name == "fallback_rate":
+            return 0.1 * (4 - i) if 1 <= i <= 3 else 0.0
+        return 1.0 - 0.05 * i if name == "delivered_rate" else 0.3
+
+    write_with_metrics(tmp_path / "odd", exp, finals, _metric_series(exp, shrinking))
+    findings = _findings(tmp_path / "odd")
+    assert findings[FALLBACKS].status == "partly reproduced"
+    assert findings[BUDGET_KEPT].status == "undecided"
+    assert findings[BUDGET_KEPT].evidence.startswith("the budget binds in no finished config of safety")
+
+    # results without metrics (an older run): undecided, saying what is missing
+    write_config(tmp_path / "old", exp, finals)
+    findings = _findings(tmp_path / "old")
+    assert findings[BUDGET_KEPT].evidence == ("no harm.violation series for budgeted in safety (config filter=none); "
+                                              "run it with its metrics (safety.toml's [metrics.*])")
+    assert findings[FALLBACKS].status == "undecided"
+    text = write_report(tmp_path / "once", plots=False).read_text()
+    assert "| config | agent | harm.mean | harm.expected | harm.violation | fallback_rate | delivered_rate | " \
+           "feasible_regret | harm.budget | feasible_regret.budget | harm.excess |" in text
+    assert "| filter=fallback-0.5 | budgeted | 0.3 +- 0 | 0.3 +- 0 | 0.5 +- 0 | 0.3 +- 0 | 0.85 +- 0 | 0.3 +- 0 | " \
+           "0.2 | 0.2 | 0.1 +- 0 |" in text
 
 
 @pytest.mark.slow

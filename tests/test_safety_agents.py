@@ -131,3 +131,27 @@ def test_harm_recorder_metrics_by_hand():
     assert 0.0 < rec.fallback_rate("std") < 1.0
     with pytest.raises(KeyError, match="no rounds recorded for 'nobody'"):
         rec.violation_rate("nobody", 0.0)
+
+
+@pytest.mark.slow
+def test_budgeted_agent_keeps_its_stated_level_in_the_safety_experiment():
+    """The safety experiment's own config (cached-LLM, emotiveness as harm, budget 0.2, T = 1000) at 10
+    replications: the budgeted agent ends over budget in at most its stated share of replications, measured by
+    the experiment's harm metric; unrestricted poGAMBITTS ends over it in most (the budget binds)."""
+    import dataclasses
+
+    from agents.experiments import load_experiment
+    from agents.experiments.beyond.safety import VIOLATION_LEVEL
+    from agents.experiments.runner import run_config
+
+    exp = load_experiment("safety").with_overrides(replications=10)
+    config = next(c for c in exp.configs() if c.config_id == "filter=none")
+    assert config.horizon == 1000 and config.agents["budgeted"]["harm_budget"] == 0.2
+    config = dataclasses.replace(config, agents={k: config.agents[k] for k in ("budgeted", "poGAMBITTS")})
+    result = run_config(config)
+    budgeted, free = (result[a]["metrics"]["harm.violation"][:, -1] for a in ("budgeted", "poGAMBITTS"))
+    assert budgeted.mean() <= VIOLATION_LEVEL, budgeted
+    assert free.mean() > 0.5, free
+    # the violation is the realised cumulative mean harm over the budget, as the metric's own series says
+    harm = result["budgeted"]["metrics"]["harm.mean"]
+    np.testing.assert_array_equal(result["budgeted"]["metrics"]["harm.violation"], (harm > 0.2).astype(float))

@@ -24,6 +24,13 @@ An experiment file::
     values = [15, 50, 100]
     labels = ["15", "50", "100"]
 
+An optional top-level ``metrics`` (a list of names, or a table of name -> options) records
+per-round metrics beside regret: harm and budget violations, fallback and delivery rates,
+regret against the best budget-feasible action, the agents' own diagnostics, simulation
+queries (see :mod:`agents.experiments.metrics`)::
+
+    metrics = ["harm", "fallback_rate", "delivered_rate", "agent"]
+
 Every config of the grid runs with the same root seed, so configs share their
 random numbers where they can (common random numbers across a sweep).
 
@@ -67,7 +74,9 @@ from typing import Any
 import numpy as np
 
 from agents.base import describe_env
+from agents.experiments.metrics import METRICS, MetricsRecorder, check_metrics
 from agents.run import build_agent, make_vector_env
+from agents.safety import HarmRecorder
 from agents.sb3 import SB3_ALGORITHMS, SB3_PREFIX, parse_sb3_spec
 from gambit_gym import ENV_ID
 from gambit_gym.progress import progress_bar
@@ -103,7 +112,7 @@ def definition_key(definition: Mapping[str, Any], key: str | None = None) -> str
 
 
 TOP_LEVEL_KEYS = {"name", "description", "horizon", "replications", "seed", "block_size", "env", "agents", "sweep",
-                  "notes"}
+                  "notes", "metrics"}
 
 
 class ExperimentError(ValueError):
@@ -145,6 +154,15 @@ class Config:
     replications: int
     seed: int
     block_size: int | None
+    #: metric name -> options (:mod:`agents.experiments.metrics`); empty: regret only
+    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def metrics_recorder(self) -> MetricsRecorder | None:
+        """A fresh recorder of this config's metrics (each agent's own ``harm_budget`` as its budget), or None."""
+        if not self.metrics:
+            return None
+        budgets = {label: spec.get("harm_budget") for label, spec in self.agents.items()}
+        return MetricsRecorder(self.metrics, self.horizon, self.replications, budgets)
 
     @property
     def filename(self) -> str:
@@ -166,6 +184,8 @@ class Experiment:
     block_size: int | None = None
     notes: str = ""
     source: str = "<dict>"
+    #: metric name -> options recorded beside regret (:mod:`agents.experiments.metrics`)
+    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: The folder of the experiment file (``from_file``): relative file paths in ``env`` (a ``cache_path``, a
     #: ``domain`` given as a file) are relative to it. ``None`` (``from_dict``): relative to the working directory.
     folder: Path | None = None
@@ -212,9 +232,13 @@ class Experiment:
         description = data.get("description", "")
         if not isinstance(description, str):
             raise _fail(source, "description", f"expected a string, got {description!r}")
+        try:
+            metrics = check_metrics(data.get("metrics", []))
+        except (TypeError, ValueError) as exc:
+            raise ExperimentError(f"{source}: {exc}") from exc
         exp = cls(name=name, description=description, horizon=ints["horizon"], replications=ints["replications"],
                   seed=ints["seed"], env=dict(env), agents=checked_agents, block_size=ints["block_size"],
-                  notes=str(data.get("notes", "")), source=source)
+                  notes=str(data.get("notes", "")), source=source, metrics=metrics)
         exp.sweep = _parse_sweep(data.get("sweep", {}), exp, source)
         return exp
 
@@ -274,7 +298,7 @@ class Experiment:
             if self.folder is not None:  # relative file paths are the experiment file's, wherever it runs from
                 env = resolve_paths(env, self.folder)
             out.append(Config(self.name, config_id(params), params, env, agents, self.horizon, self.replications,
-                              self.seed, self.block_size))
+                              self.seed, self.block_size, copy.deepcopy(self.metrics)))
         files: dict[str, str] = {}
         for c in out:  # labels that differ only in characters a file name cannot hold would share a file
             other = files.setdefault(c.filename.casefold(), c.config_id)
@@ -320,6 +344,12 @@ class Experiment:
         try:
             if check_memory and memory_limit is not None:
                 _check_memory(config, env, memory_limit, where)
+            try:  # a metric the environment cannot give, or a budget missing
+                recorder = config.metrics_recorder()
+                if recorder is not None:
+                    recorder.check_env(env)
+            except (TypeError, ValueError) as exc:
+                raise ExperimentError(f"{where}: {exc}") from exc
             for label, spec in config.agents.items():
                 if parse_sb3_spec(spec["type"]) is not None:  # SB3 models are built per replication by run_sb3
                     continue
@@ -346,14 +376,16 @@ class Experiment:
         one included, and the domain file whose presets it uses; see
         :func:`gambit_gym.scenarios.cached_llm.data_fingerprints`), so a file replaced at the same path is
         a changed definition. Each file is hashed once per version (path, modification time, size).
-        ``configs``: ``self.configs()`` if already built."""
+        ``configs``: ``self.configs()`` if already built. ``metrics`` is there only when some are recorded (so
+        the results of a definition from before metrics existed still resume)."""
+        metrics = {"metrics": self.metrics} if self.metrics else {}
         return {"name": self.name, "description": self.description, "horizon": self.horizon,
                 "replications": self.replications, "seed": self.seed, "block_size": self.block_size,
                 "env": self.env, "agents": [[label, spec] for label, spec in self.agents.items()],
                 "sweep": [{"name": p.name, "set": list(p.paths), "values": list(p.values), "labels": list(p.labels)}
                           for p in self.sweep],
                 "data": {c.config_id: fp for c in (self.configs() if configs is None else configs)
-                         if (fp := data_fingerprints(c.env))}}
+                         if (fp := data_fingerprints(c.env))}, **metrics}
 
     def fingerprint(self) -> str:
         """What fixes the numbers: the definition without its description."""
@@ -559,6 +591,12 @@ def estimate_memory(config: Config, env: Any) -> tuple[int, list[MemoryNeed]]:
     needs = [MemoryNeed("", f"horizon x replications = {config.horizon:,} x {config.replications:,}",
                         f"results: {n_agents} agents x {config.replications:,} replications x {config.horizon:,} "
                         "rounds x 8 B x 2, and their CSV text", results)]
+    if any(METRICS[name].uses_harm_recorder for name in config.metrics):  # every round of every agent, kept
+        harm = n_agents * config.replications * config.horizon * 8 * len(HarmRecorder.KEYS)
+        needs.append(MemoryNeed("", f"metrics = {sorted(config.metrics)}", f"the harm recorder: {n_agents} agents x "
+                                f"{config.replications:,} replications x {config.horizon:,} rounds x "
+                                f"{len(HarmRecorder.KEYS)} x 8 B", harm))
+        results += harm
     largest = 0
     for label, spec in config.agents.items():
         type_name = spec["type"]

@@ -7,7 +7,8 @@ runner and writes, into the same folder:
   band (mean +- 1.96 SE), one panel per config;
 * ``final_<experiment>.png``: final regret (mean +- 1.96 SE) against the swept
   parameter (K, noise level, d, M_off, ...), one line per agent;
-* ``report.md``: a table per experiment and, for each finding that reads one of
+* ``report.md``: a table per experiment (and one of its metrics, when it records
+  some: each series at the last round, mean +- SE over replications) and, for each finding that reads one of
   these experiments (the paper's, declared in
   ``agents/experiments/paper/<name>.py``), whether this run reproduced it,
   decided from the numbers, or why it cannot be decided. A sweep of your own
@@ -30,7 +31,7 @@ from agents.experiments.beyond import FINDINGS as BEYOND_FINDINGS
 from agents.experiments.config import PAPER_ORDER, RESERVED_PARAMS, config_id
 from agents.experiments.findings import Finding, FindingCheck, fmt_final
 from agents.experiments.paper import FINDINGS as PAPER_FINDINGS
-from agents.experiments.runner import read_columns, write_atomic
+from agents.experiments.runner import STATISTICS, read_columns, write_atomic
 from agents.plotting import agent_colors, pyplot
 from agents.results import standard_error
 
@@ -44,7 +45,11 @@ class AgentCurve:
 
     ``regret`` ``(replications, len(regret_rounds))``: each replication's cumulative regret at the
     rounds ``regret_rounds`` (see :func:`agents.experiments.runner.regret_rounds`); ``None`` for
-    results files written before the runner kept them."""
+    results files written before the runner kept them.
+
+    ``metrics``: the config's metric series (:mod:`agents.experiments.metrics`), name ->
+    ``(replications, len(metric_rounds))`` array, or a number (``harm.budget``); empty without metrics.
+    Read them with :meth:`metric` and :meth:`metric_final`."""
 
     mean: np.ndarray
     se: np.ndarray
@@ -52,6 +57,35 @@ class AgentCurve:
     seconds: float
     regret: np.ndarray | None = None
     regret_rounds: np.ndarray | None = None
+    metrics: dict[str, np.ndarray | float] = field(default_factory=dict)
+    metric_rounds: np.ndarray | None = None
+
+    #: Series derived from others on reading: name -> (series, budget series) whose difference it is.
+    DERIVED = {"harm.excess": ("harm.mean", "harm.budget")}
+
+    @property
+    def metric_names(self) -> list[str]:
+        """The recorded series, then the derived ones they allow (``harm.excess`` with a budget)."""
+        names = list(self.metrics)
+        return names + [d for d, (a, b) in self.DERIVED.items() if a in self.metrics and b in self.metrics]
+
+    def metric(self, name: str) -> np.ndarray | float:
+        """A metric series: ``(replications, len(metric_rounds))``, or a number; ``harm.excess`` is
+        ``harm.mean`` minus ``harm.budget`` (positive: over budget)."""
+        if name in self.DERIVED and name not in self.metrics:
+            a, b = self.DERIVED[name]
+            if a in self.metrics and b in self.metrics:
+                return self.metrics[a] - self.metrics[b]
+        if name not in self.metrics:
+            raise KeyError(f"metric: no series {name!r} here; recorded: {self.metric_names}")
+        return self.metrics[name]
+
+    def metric_final(self, name: str) -> np.ndarray:
+        """Each replication's value of a per-replication series at the last recorded round ``(replications,)``."""
+        values = self.metric(name)
+        if np.ndim(values) != 2:
+            raise ValueError(f"metric: {name!r} is one number, not a series per replication")
+        return values[:, -1]
 
     @property
     def final_mean(self) -> float:
@@ -117,11 +151,19 @@ def load_results(root: str | Path) -> dict[str, ExperimentResults]:
             for agent in dict.fromkeys(cols["agent"].tolist()):
                 mine = cols["agent"] == agent
                 stat, value = cols["statistic"][mine], cols["value"][mine]
+                reps, rounds = cols["replication"][mine], cols["round"][mine]
                 regret = stat == "regret"
-                cfg.agents[agent] = AgentCurve(value[stat == "mean"], value[stat == "se"], value[stat == "final"],
-                                               float(value[stat == "seconds"][0]),
-                                               *_replication_curves(cols["replication"][mine][regret],
-                                                                    cols["round"][mine][regret], value[regret]))
+                curve = AgentCurve(value[stat == "mean"], value[stat == "se"], value[stat == "final"],
+                                   float(value[stat == "seconds"][0]),
+                                   *_replication_curves(reps[regret], rounds[regret], value[regret]))
+                for name in dict.fromkeys(stat[~np.isin(stat, STATISTICS)].tolist()):  # metric series, in order
+                    rows = stat == name
+                    if (rounds[rows] < 0).all():  # one number for the config
+                        curve.metrics[name] = float(value[rows][0])
+                    else:
+                        curve.metrics[name], curve.metric_rounds = _replication_curves(reps[rows], rounds[rows],
+                                                                                       value[rows])
+                cfg.agents[agent] = curve
             configs.append(cfg)
         order = _grid_order(definition)
         configs.sort(key=lambda c: order.get(c.config_id, len(order)))
@@ -290,6 +332,35 @@ def check_findings(results: Mapping[str, ExperimentResults],
 
 
 # -- the report -------------------------------------------------------------------------------
+def fmt_metric(values: np.ndarray | float) -> str:
+    """A series at its last round as ``mean +- SE`` over replications, or one number (4 significant digits).
+
+    Example:
+        >>> fmt_metric(np.array([[0.0, 0.1], [0.0, 0.3]])), fmt_metric(0.2)
+        ('0.2 +- 0.1', '0.2')
+    """
+    if np.ndim(values) == 0:
+        return f"{float(values):.4g}"
+    last = np.asarray(values)[:, -1]
+    return f"{last.mean():.4g} +- {float(standard_error(last)):.2g}"
+
+
+def metrics_table(exp: ExperimentResults) -> list[str]:
+    """The markdown lines of an experiment's metrics table (none without metrics): one row per config and
+    agent, each series at the last recorded round (see :func:`fmt_metric`)."""
+    names = list(dict.fromkeys(n for c in exp.configs for a in c.agents.values() for n in a.metric_names))
+    if not names:
+        return []
+    lines = ["| config | agent | " + " | ".join(names) + " |", "|---" * (len(names) + 2) + "|"]
+    for cfg in exp.configs:
+        for agent, curve in cfg.agents.items():
+            cells = [fmt_metric(curve.metric(n)) if n in curve.metric_names else "" for n in names]
+            lines.append(f"| {cfg.config_id} | {agent} | " + " | ".join(cells) + " |")
+    return [*lines, "", "Metrics at the last round, mean +- SE over replications (for harm.violation the share of "
+            "replications over budget); each series is described in agents.experiments.metrics.", ""]
+
+
+
 def write_report(root: str | Path, plots: bool = True,
                  results: dict[str, ExperimentResults] | None = None) -> Path:
     """Write plots and ``report.md`` into ``root``; returns the report's path.
@@ -328,6 +399,7 @@ def write_report(root: str | Path, plots: bool = True,
         lines.append("Final cumulative pseudo-regret, mean +- SE over replications; seconds = compute time of the "
                      "config (all agents).")
         lines.append("")
+        lines += metrics_table(exp)
         if plots and exp.configs:
             reg = plot_regret(exp, root / f"regret_{exp.name}.png")
             lines.append(f"![{exp.name} regret]({reg.name})")

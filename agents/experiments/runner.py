@@ -30,6 +30,12 @@ agent's runs) and ``regret`` (the cumulative pseudo-regret of each replication
 at the rounds of :func:`regret_rounds`: every round up to 100, else rounds 1-10
 and 90 log-spaced rounds up to the horizon, the last round always included).
 Files written before ``regret`` rows existed hold the other four statistics.
+An experiment with ``metrics`` (:mod:`agents.experiments.metrics`) adds one row per
+replication and round of :func:`regret_rounds` for each of its series, the series'
+name as the ``statistic`` (``harm.mean``, ``fallback_rate``, ``agent.<key>``, ...),
+and one row with empty round and replication for a series that is one number
+(``harm.budget``); every statistic other than the five above is a metric
+(:data:`STATISTICS`), so readers that look for those five read these files as before.
 
 Reliability:
 
@@ -78,6 +84,7 @@ from agents.experiments.config import (
     definition_key,
     resolve_agent_type,
 )
+from agents.experiments.metrics import REGRET_ROUNDS, regret_rounds  # noqa: F401  (re-exported)
 from agents.results import standard_error
 from agents.run import run_bandit
 from agents.sb3 import parse_sb3_spec
@@ -87,6 +94,8 @@ from gambit_gym.progress import progress_bar
 from gambit_gym.validation import check_choice, check_int
 
 BACKENDS = ("serial", "process", "ray")
+#: The runner's own statistics; any other ``statistic`` in a results file is a metric's series.
+STATISTICS = ("mean", "se", "final", "seconds", "regret")
 
 
 @contextmanager
@@ -110,30 +119,6 @@ def _one_thread():
             torch.set_num_threads(before)
 
 
-#: ``regret`` rows: every round up to this horizon; beyond it, a log grid of as many rounds.
-REGRET_ROUNDS = 100
-
-
-def regret_rounds(horizon: int) -> np.ndarray:
-    """The rounds at which each replication's cumulative regret is written (``regret`` rows).
-
-    Every round when ``horizon <= 100``; otherwise rounds 1-10 and 90 log-spaced rounds from 10
-    to ``horizon``, rounded to whole rounds (those that round to the same round count once), always
-    ending at ``horizon``: at most 100 rounds per replication, dense early where the curves bend.
-
-    Example:
-        >>> regret_rounds(5).tolist()
-        [1, 2, 3, 4, 5]
-        >>> r = regret_rounds(1000)
-        >>> len(r) <= 100, r[:12].tolist(), r[-3:].tolist()
-        (True, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], [903, 950, 1000])
-    """
-    horizon = check_int("horizon", horizon, 1)
-    if horizon <= REGRET_ROUNDS:
-        return np.arange(1, horizon + 1)
-    dense = 10
-    logs = np.rint(np.geomspace(dense, horizon, REGRET_ROUNDS - dense + 1)).astype(np.int64)
-    return np.unique(np.concatenate([np.arange(1, dense + 1), logs, [horizon]]))
 
 
 #: Progress inside a config is reported every this many rounds (and at the last round).
@@ -151,6 +136,19 @@ def config_steps(config: Config) -> int:
         120
     """
     return len(config.agents) * config.replications * config.horizon
+
+
+def _each(*callbacks: Callable[[Any], None] | None) -> Callable[[Any], None] | None:
+    """One ``run_bandit`` callback calling each given one in turn (None when none is given)."""
+    given = [c for c in callbacks if c is not None]
+    if len(given) <= 1:
+        return given[0] if given else None
+
+    def call(round_: Any) -> None:
+        for callback in given:
+            callback(round_)
+
+    return call
 
 
 class _StepTicker:
@@ -171,12 +169,14 @@ def run_config(config: Config, tick: Callable[[int], None] | None = None) -> dic
     """Run one config; returns plain arrays (cheap to send back from a worker).
 
     ``tick(n)``, if given, hears of the config's progress as it runs: ``n`` more steps (rows x rounds,
-    see :func:`config_steps`) every :data:`TICK_ROUNDS` rounds of each agent. It only observes."""
+    see :func:`config_steps`) every :data:`TICK_ROUNDS` rounds of each agent. It only observes; so do the
+    config's metrics (each agent's ``"metrics"``: series name -> ``(replications, rounds)`` array or number)."""
     agents = {}
     for label, spec in config.agents.items():
         kwargs = {k: v for k, v in spec.items() if k != "type"}
         agents[label] = (resolve_agent_type(spec["type"]), kwargs)
-    callback = _StepTicker(tick, config.horizon) if tick is not None else None
+    metrics = config.metrics_recorder()
+    callback = _each(_StepTicker(tick, config.horizon) if tick is not None else None, metrics)
     with _one_thread():
         res = run_bandit(ENV_ID, agents, horizon=config.horizon, replications=config.replications, seed=config.seed,
                          env_kwargs=config.env, block_size=config.block_size, progress=False, callback=callback)
@@ -185,11 +185,13 @@ def run_config(config: Config, tick: Callable[[int], None] | None = None) -> dic
     for label, reg in res.cumulative_regret.items():
         out[label] = {"mean": reg.mean(axis=0), "se": standard_error(reg, axis=0), "final": reg[:, -1].copy(),
                       "seconds": res.seconds[label], "regret": reg[:, rounds]}
+        if metrics is not None:
+            out[label]["metrics"] = metrics.results(label)
     return out
 
 
 def config_table(config: Config, result: dict[str, Any]) -> str:
-    """The tidy CSV text of one finished config (``regret`` rows where ``result`` has them)."""
+    """The tidy CSV text of one finished config (``regret`` and metric rows where ``result`` has them)."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     params = list(config.params)
@@ -203,10 +205,14 @@ def config_table(config: Config, result: dict[str, Any]) -> str:
         for i, v in enumerate(r["final"]):
             writer.writerow([*head, agent, "final", config.horizon, i, repr(float(v))])
         writer.writerow([*head, agent, "seconds", "", "", repr(float(r["seconds"]))])
-        if "regret" in r:
-            for i, curve in enumerate(r["regret"]):
+        series = {"regret": r["regret"]} if "regret" in r else {}
+        for name, values in {**series, **r.get("metrics", {})}.items():
+            if np.ndim(values) == 0:  # one number for the config (a budget)
+                writer.writerow([*head, agent, name, "", "", repr(float(values))])
+                continue
+            for i, curve in enumerate(np.asarray(values, dtype=np.float64)):
                 for t, v in zip(rounds, curve.tolist(), strict=True):
-                    writer.writerow([*head, agent, "regret", t, i, repr(v)])
+                    writer.writerow([*head, agent, name, t, i, repr(v)])
     return buf.getvalue()
 
 

@@ -8,6 +8,7 @@ from, ``<name>.py`` (``-`` written ``_``) with the checks of those findings, as 
 :data:`FINDINGS` lists every finding in the order the report gives them.
 """
 
+from agents.experiments.beyond import drift as _drift
 from agents.experiments.beyond import learned_embedding as _learned
 from agents.experiments.beyond import safety as _safety
 from agents.experiments.findings import FindingCheck
@@ -16,5 +17,8 @@ FINDINGS: list[FindingCheck] = [_learned.learned_closes_gap]
 
 # the safety layer's findings (safety.toml), after the learned embedding's
 FINDINGS += _safety.FINDINGS
+
+# generator drift (drift.toml, drift-llm.toml)
+FINDINGS += _drift.FINDINGS
 
 __all__ = ["FINDINGS"]

@@ -17,7 +17,7 @@ from agents.experiments.findings import (
 )
 
 #: the drift kinds that change the generator, per experiment
-CHANGES = {"drift": ("abrupt", "gradual", "periodic"), "drift-llm": ("abrupt", "gradual")}
+CHANGES = {"drift": ("abrupt", "gradual", "periodic"), "drift-llm": ("abrupt", "gradual", "endogenous")}
 
 
 def _status(wins: list[bool]) -> str:
@@ -25,7 +25,7 @@ def _status(wins: list[bool]) -> str:
 
 
 @finding("under generator drift, poGAMBITTS with its bank as a prior and a drift test that refreshes the bank "
-         "beats poGAMBITTS, which trusts its bank for ever", reads=("drift",))
+         "beats poGAMBITTS, which trusts its bank for ever", reads=("drift", "drift-llm"))
 def refresh_beats_trusting_the_bank(results: Results) -> tuple[str, str]:
     parts, wins = [], []
     for name, kinds in CHANGES.items():
@@ -47,7 +47,7 @@ def refresh_beats_trusting_the_bank(results: Results) -> tuple[str, str]:
 
 
 @finding("without drift, the bank as a prior costs nothing: its regret is not significantly above poGAMBITTS's",
-         reads=("drift",))
+         reads=("drift", "drift-llm"))
 def bank_prior_costs_nothing_without_drift(results: Results) -> tuple[str, str]:
     parts, wins = [], []
     for name in CHANGES:
@@ -69,7 +69,7 @@ def bank_prior_costs_nothing_without_drift(results: Results) -> tuple[str, str]:
 
 
 @finding("under generator drift, the bank-prior agent with refresh beats standard Thompson sampling and its "
-         "discounted form", reads=("drift",))
+         "discounted form", reads=("drift", "drift-llm"))
 def refresh_beats_generic_baselines(results: Results) -> tuple[str, str]:
     parts, wins = [], []
     for name, kinds in CHANGES.items():
