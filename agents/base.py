@@ -19,6 +19,7 @@ observations; built on a single environment it is the R = 1 case, taking
 from __future__ import annotations
 
 import abc
+import math
 import numbers
 from collections.abc import Mapping
 from pathlib import Path
@@ -158,8 +159,14 @@ class BatchedAgent(abc.ABC):
         self.batched = n_envs is not None
         self.n_rows = int(n_envs) if n_envs is not None else 1
         self._rows = np.arange(self.n_rows)
+        self._actions = np.arange(self.n_actions)
+        # the shapes act and update accept (their fast paths compare against these)
+        self._obs_shape = (self.n_rows, self.obs_dim) if self.batched else (self.obs_dim,)
+        self._embedding_shape = None if embedding_dim is None else \
+            ((self.n_rows, embedding_dim) if self.batched else (embedding_dim,))
         self._no_context = np.zeros(self.n_rows, dtype=np.int64)
         self._no_context.setflags(write=False)
+        self._valid_obs_context = self._valid_observation_table(contexts)
         self.seed = seed
         self.rng = np.random.default_rng(seed)
         self._init_state()
@@ -220,13 +227,30 @@ class BatchedAgent(abc.ABC):
         """Flat index of the (context, action) cell in a table of ``n_contexts * n_actions`` cells."""
         return ctx * self.n_actions + action
 
+    @staticmethod
+    def _valid_observation_table(contexts: ContextSpace | None) -> dict[bytes, int]:
+        """Context index of every valid observation, keyed by the bytes of its float64 features."""
+        if not isinstance(contexts, ContextSpace):
+            return {}
+        features = np.ascontiguousarray(contexts.features, dtype=np.float64)
+        # the indices index() gives them, so a lookup returns exactly what index() would
+        return {row.tobytes(): int(c) for row, c in zip(features, contexts.index(features), strict=True)}
+
     def _context_index(self, x: np.ndarray) -> np.ndarray:
         """Each row's context index ``(R,)``; all 0 for an agent built without contexts."""
-        return self.contexts.index(x) if self.contexts is not None else self._no_context
+        if self.contexts is None:
+            return self._no_context
+        if self.n_rows == 1:
+            # one row: a dict lookup of the n_contexts valid observations (~20x cheaper than index());
+            # anything else (not one-hot, NaN, -0.0) goes through index(), which checks and names the factor
+            ctx = self._valid_obs_context.get(x.tobytes())
+            if ctx is not None:
+                return np.array([ctx], dtype=np.int64)
+        return self.contexts.index(x)
 
     def _action_cells(self, ctx: np.ndarray) -> np.ndarray:
         """The cells of every action in each row's context: ``ctx (R,) -> (R, K)``."""
-        return self._cell(ctx[:, None], np.arange(self.n_actions))
+        return self._cell(ctx[:, None], self._actions)
 
     # -- the protocol --------------------------------------------------------------------
     def act(self, obs: np.ndarray) -> int | np.ndarray:
@@ -292,14 +316,23 @@ class BatchedAgent(abc.ABC):
         return probs if self.batched else probs[0]
 
     # -- input checks --------------------------------------------------------------------
+    # Each check first tries the exact types the environments hand over (a float64 / float32 ndarray of the
+    # right shape, a Python or numpy int, a float, a dict holding a float64 array) with a few cheap tests,
+    # and returns what the general path would return for them; anything else, valid or not, takes the general
+    # path, which builds the error message. At R = 1 the general checks and ContextSpace.index were about half
+    # of an agent's round (benchmarks/bench_single.py).
     def _check_obs(self, obs: Any) -> np.ndarray:
+        if type(obs) is np.ndarray and obs.shape == self._obs_shape and obs.dtype.kind == "f":
+            x = obs.astype(np.float64, copy=False)  # what np.asarray(obs, dtype=np.float64) gives
+            return x if self.batched else x.reshape(1, self.obs_dim)
         x = np.asarray(obs, dtype=np.float64)
-        want = (self.n_rows, self.obs_dim) if self.batched else (self.obs_dim,)
-        if x.shape != want:
-            raise ValueError(f"obs: expected shape {want}, got {x.shape}")
+        if x.shape != self._obs_shape:
+            raise ValueError(f"obs: expected shape {self._obs_shape}, got {x.shape}")
         return x if self.batched else x[None]
 
     def _check_action(self, action: Any) -> np.ndarray:
+        if not self.batched and (type(action) is int or type(action) is np.int64) and 0 <= action < self.n_actions:
+            return np.array([action], dtype=np.int64)
         a = np.asarray(action)
         want = (self.n_rows,) if self.batched else ()
         if a.shape != want or not (np.issubdtype(a.dtype, np.integer)) or isinstance(action, bool):
@@ -312,6 +345,8 @@ class BatchedAgent(abc.ABC):
         return a.reshape(self.n_rows).astype(np.int64)
 
     def _check_reward(self, reward: Any) -> np.ndarray:
+        if not self.batched and (type(reward) is float or type(reward) is np.float64) and math.isfinite(reward):
+            return np.array([reward], dtype=np.float64)
         if not self.batched and (isinstance(reward, bool) or not isinstance(reward, numbers.Real)):
             raise TypeError(f"reward: expected a real number, got {reward!r} ({type(reward).__name__})")
         y = np.asarray(reward)
@@ -324,15 +359,18 @@ class BatchedAgent(abc.ABC):
         return y
 
     def _check_embedding(self, info: dict[str, Any]) -> np.ndarray:
+        if type(info) is dict:
+            z = info.get("treatment_embedding")
+            if type(z) is np.ndarray and z.dtype == np.float64 and z.shape == self._embedding_shape:
+                return z.reshape(self.n_rows, self.embedding_dim)
         if not isinstance(info, dict) or "treatment_embedding" not in info:
             raise KeyError(
                 f"info: {type(self).__name__} needs info['treatment_embedding'] (the working embedding); "
                 f"got keys {sorted(info) if isinstance(info, dict) else type(info).__name__}"
             )
         z = np.asarray(info["treatment_embedding"], dtype=np.float64)
-        want = (self.n_rows, self.embedding_dim) if self.batched else (self.embedding_dim,)
-        if z.shape != want:
-            raise ValueError(f"info['treatment_embedding']: expected shape {want}, got {z.shape}")
+        if z.shape != self._embedding_shape:
+            raise ValueError(f"info['treatment_embedding']: expected shape {self._embedding_shape}, got {z.shape}")
         return z.reshape(self.n_rows, self.embedding_dim)
 
     # -- save and restore ----------------------------------------------------------------

@@ -220,8 +220,9 @@ class NormalGamma:
             self.count[rows] *= self.discount
             self.ssq[rows] *= self.discount
         n = self.count[rows, cells] + 1.0
-        delta = y - self.mean[rows, cells]
-        mean = self.mean[rows, cells] + delta / n
+        old_mean = self.mean[rows, cells]
+        delta = y - old_mean
+        mean = old_mean + delta / n
         self.ssq[rows, cells] += delta * (y - mean)
         self.mean[rows, cells] = mean
         self.count[rows, cells] = n
@@ -466,6 +467,14 @@ class NormalInverseWishart:
             m, L, kappa, nu = self.current(rows, cells)
             self.last[rows, cells] = self.rounds
             self.nu[rows, cells] = nu
+        elif len(rows) == 1:  # one row: basic indexing gives views of the cell, nothing gathered or scattered
+            r, c = int(rows[0]), int(cells[0])
+            kappa, m = self.kappa[r, c], self.mean[r, c]
+            cholesky_rank_one_update(self.chol_psi[r, c], np.sqrt(kappa / (kappa + 1)) * (z[0] - m))
+            self.mean[r, c] = (kappa * m + z[0]) / (kappa + 1)
+            self.kappa[r, c] = kappa + 1
+            self.nu[r, c] += 1
+            return
         else:
             kappa = self.kappa[rows, cells]
             m = self.mean[rows, cells]

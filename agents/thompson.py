@@ -66,7 +66,7 @@ class StandardTS(BatchedAgent):
 
     def _table_context(self, ctx: np.ndarray) -> np.ndarray:
         """The context a row's table is kept under: its own, or context 0 for all when not contextual."""
-        return ctx if self.contextual else np.zeros_like(ctx)
+        return ctx if self.contextual else self._no_context
 
     def _sample_scores(self, ctx, x, rng):
         """A draw of each arm's mean from its Normal-Gamma posterior (in the row's table)."""

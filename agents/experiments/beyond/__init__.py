@@ -8,6 +8,7 @@ from, ``<name>.py`` (``-`` written ``_``) with the checks of those findings, as 
 :data:`FINDINGS` lists every finding in the order the report gives them.
 """
 
+from agents.experiments.beyond import arms_large as _arms_large
 from agents.experiments.beyond import drift as _drift
 from agents.experiments.beyond import learned_embedding as _learned
 from agents.experiments.beyond import safety as _safety
@@ -17,6 +18,9 @@ FINDINGS: list[FindingCheck] = [_learned.learned_closes_gap]
 
 # the safety layer's findings (safety.toml), after the learned embedding's
 FINDINGS += _safety.FINDINGS
+
+# arms-large.toml's finding: GAMBITTS's advantage as K grows to 200
+FINDINGS += _arms_large.FINDINGS
 
 # generator drift (drift.toml, drift-llm.toml)
 FINDINGS += _drift.FINDINGS
