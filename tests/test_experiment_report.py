@@ -20,7 +20,7 @@ from agents.experiments import (
 from agents.experiments.config import PAPER_DIR
 from agents.experiments.findings import experiment
 from agents.experiments.report import FINDINGS  # the paper's findings, then those beyond it
-from agents.experiments.runner import config_table, read_columns, regret_rounds
+from agents.experiments.runner import config_table, metric_rounds, read_columns
 from tests._experiments import ROOT, TINY, write_config
 
 LOW_NOISE = "poGAMBITTS has much lower regret than standard TS at low noise"
@@ -113,7 +113,7 @@ def _metric_series(exp: Experiment, level) -> dict:
     names = {"harm": ["harm.mean", "harm.expected", "harm.violation"], "fallback_rate": ["fallback_rate"],
              "delivered_rate": ["delivered_rate"], "feasible_regret": ["feasible_regret"]}
     scalars = {"harm": "harm.budget", "feasible_regret": "feasible_regret.budget"}
-    shape = (exp.replications, len(regret_rounds(exp.horizon)))
+    shape = (exp.replications, len(metric_rounds(exp.horizon)))
     out = {}
     for i, config in enumerate(exp.configs()):
         out[config.config_id] = {}

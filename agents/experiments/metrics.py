@@ -13,8 +13,8 @@ name -> options (the form that takes options)::
 
 Each metric watches every round of every agent through ``run_bandit``'s ``callback``
 (:class:`agents.logged.Round`) and yields, per agent, *series*: each replication's value at the
-rounds of the ``regret`` rows (:func:`agents.experiments.runner.regret_rounds`), an array
-``(replications, len(regret_rounds))``, or one number for the config (a budget). The runner
+rounds of :func:`metric_rounds` (a coarser log grid than the ``regret`` rows), an array
+``(replications, len(metric_rounds))``, or one number for the config (a budget). The runner
 writes them into the results file as rows whose ``statistic`` is the series' name (per
 replication and round, like ``regret``; a number with empty round and replication, like
 ``seconds``), and the report summarises each at the last round (mean +- SE over replications).
@@ -61,7 +61,7 @@ Example:
     ...                  env_kwargs={"safety": safety}, progress=False, callback=rec)
     >>> series = rec.results("std")
     >>> sorted(series), series["harm.mean"].shape, series["harm.budget"]
-    (['delivered_rate', 'harm.budget', 'harm.expected', 'harm.mean', 'harm.violation'], (4, 30), 0.5)
+    (['delivered_rate', 'harm.budget', 'harm.expected', 'harm.mean', 'harm.violation'], (4, 15), 0.5)
 """
 
 from __future__ import annotations
@@ -99,6 +99,29 @@ def regret_rounds(horizon: int) -> np.ndarray:
     dense = 10
     logs = np.rint(np.geomspace(dense, horizon, REGRET_ROUNDS - dense + 1)).astype(np.int64)
     return np.unique(np.concatenate([np.arange(1, dense + 1), logs, [horizon]]))
+
+#: metric rows: every round up to this horizon; beyond it, a log grid of as many rounds (metrics are many series
+#: per agent, so they get a coarser grid than regret: a results folder stays a few times the size of regret's).
+METRIC_ROUNDS = 20
+
+
+def metric_rounds(horizon: int) -> np.ndarray:
+    """The rounds at which each replication's metric series are written: every round when ``horizon <= 20``,
+    otherwise 20 log-spaced rounds from 1 to ``horizon`` (those that round alike count once), ending at ``horizon``.
+
+    Example:
+        >>> metric_rounds(5).tolist()
+        [1, 2, 3, 4, 5]
+        >>> r = metric_rounds(1000)
+        >>> len(r) <= 20, r[:4].tolist(), int(r[-1])
+        (True, [1, 2, 3, 4], 1000)
+    """
+    horizon = check_int("horizon", horizon, 1)
+    if horizon <= METRIC_ROUNDS:
+        return np.arange(1, horizon + 1)
+    logs = np.rint(np.geomspace(1, horizon, METRIC_ROUNDS)).astype(np.int64)
+    return np.unique(np.concatenate([logs, [horizon]]))
+
 
 #: A metric's series: per-replication values at the recorded rounds ``(replications, rounds)``, or one number.
 Series = dict[str, "np.ndarray | float"]
@@ -363,7 +386,7 @@ class MetricsRecorder:
 
     Args:
         metrics: a list of metric names or a table name -> options (:func:`check_metrics`).
-        horizon, replications: the run's size; values are kept at ``regret_rounds(horizon)``.
+        horizon, replications: the run's size; values are kept at ``metric_rounds(horizon)``.
         budgets: agent label -> its own ``harm_budget`` (or None); the runner passes each agent's.
     """
 
@@ -375,7 +398,7 @@ class MetricsRecorder:
         self.replications = check_int("replications", replications, 1)
         self.budgets = {str(k): (None if v is None else check_float(f"agents.{k}.harm_budget", v, minimum=None))
                         for k, v in (budgets or {}).items()}
-        self.rounds = regret_rounds(self.horizon)  # 1-based, as in the results file
+        self.rounds = metric_rounds(self.horizon)  # 1-based, as in the results file
         self.columns = self.rounds - 1  # 0-based round of each recorded column
         self._column = np.full(self.horizon, -1, dtype=np.int64)
         self._column[self.columns] = np.arange(len(self.columns))

@@ -84,7 +84,7 @@ from agents.experiments.config import (
     definition_key,
     resolve_agent_type,
 )
-from agents.experiments.metrics import REGRET_ROUNDS, regret_rounds  # noqa: F401  (re-exported)
+from agents.experiments.metrics import REGRET_ROUNDS, metric_rounds, regret_rounds  # noqa: F401  (re-exported)
 from agents.results import standard_error
 from agents.run import run_bandit
 from agents.sb3 import parse_sb3_spec
@@ -198,6 +198,7 @@ def config_table(config: Config, result: dict[str, Any]) -> str:
     writer.writerow([*FIXED_COLUMNS, *params, *TAIL_COLUMNS])
     head = [config.experiment, config.config_id, *(config.params[p] for p in params)]
     rounds = regret_rounds(config.horizon).tolist()
+    metric_at = metric_rounds(config.horizon).tolist()
     for agent, r in result.items():
         for stat in ("mean", "se"):
             for t, v in enumerate(r[stat], start=1):
@@ -210,8 +211,9 @@ def config_table(config: Config, result: dict[str, Any]) -> str:
             if np.ndim(values) == 0:  # one number for the config (a budget)
                 writer.writerow([*head, agent, name, "", "", repr(float(values))])
                 continue
+            at = rounds if name == "regret" else metric_at
             for i, curve in enumerate(np.asarray(values, dtype=np.float64)):
-                for t, v in zip(rounds, curve.tolist(), strict=True):
+                for t, v in zip(at, curve.tolist(), strict=True):
                     writer.writerow([*head, agent, name, t, i, repr(v)])
     return buf.getvalue()
 
