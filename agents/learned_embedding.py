@@ -7,43 +7,54 @@ treatment. :class:`LearnedEmbeddingGAMBITTS` receives a high-dimensional embeddi
 projection ``P`` (D x k, orthonormal columns) of it, then runs poGAMBITTS on the
 projected treatments ``P^T z``.
 
-Per replication it keeps:
+Two estimators of the projection (``estimator=``):
 
-* the sufficient statistics of the full-space regression of y on
-  phi = [z (D), context one-hots, 1]: the Gram matrix ``sum phi phi^T``, ``sum y phi``,
-  ``sum y^2`` and the count (O(D^2): 1.2 MB per replication at D = 384); never the
-  raw treatment history, never a full-space covariance per cell (with a fixed
-  projection, none of it: only the projected regression below);
-* the offline bank's per-cell means in D dimensions (C x K x D) and each
-  coordinate's spread over the bank's draws (the prior's scale);
-* the projection ``P`` and the Bayesian linear regression on [P^T z, context, 1].
+``"pc"`` (the default): a principal-component prior. On real sentence embeddings the
+reward-relevant direction lies mostly in the embedding's high-variance principal
+directions, and with hundreds of dimensions and ~10^3 noisy rewards an unconstrained
+regression cannot find it. So the agent takes the top ``n_components`` (m) principal
+directions ``V`` (D x m) of its offline bank (the covariance of its simulated
+treatments, eigenvalues lambda_j) and regresses the reward on the treatment's
+coordinates u = V^T (z - bank mean), the context one-hots and an intercept, with a
+Normal prior whose variance along component j is proportional to
+``lambda_j ** pc_prior_power`` (1: proportional to the eigenvalue; 0: isotropic),
+scaled so that a priori the embedding explains reward variance
+``v / prior_precision``. Per replication it keeps that regression's posterior
+((m + C + 1)^2 numbers), ``V``, the bank's means and the projected model below:
+never a D x D matrix after construction, never the raw treatment history.
 
-**The prior.** A ridge (Normal) prior on the full coefficient with precision
-``prior_precision`` on *standardised* coordinates (coordinate j's precision is
-``prior_precision * s_j^2``, s_j its spread in the bank), ``context_precision``
-on the context one-hots, a nearly flat intercept; noise variance learned
-(Normal-Inverse-Gamma) unless ``noise_var`` is given.
+``"full"``: the sufficient statistics of the full-space regression of y on
+phi = [z (D), context one-hots, 1] (O(D^2): 1.2 MB per replication at D = 384),
+a ridge prior with precision ``prior_precision`` on coordinates scaled by the
+bank's mean variance. Better when the reward direction is sparse in the
+coordinates and not in the leading components (a synthetic sparse instance),
+worse on real messages (see the docs' measurements).
 
 **The projection** is refitted on a schedule (after ``first_refit``, then at
 each doubling, then every ``refit_every`` rounds). Its columns span, by
 Gram-Schmidt in this order:
 
-1. the posterior mean of the full coefficient on z (for a reward linear in z
-   the whole reward-relevant subspace is this one direction);
+1. the reward coefficient on z: with ``"pc"`` a draw from its posterior
+   (``sample_projection=True``, the default) or its posterior mean; with
+   ``"full"`` the posterior mean (for a reward linear in z the whole
+   reward-relevant subspace is this one direction);
 2. the ``rank - 1`` bank-mean contrasts along which the posterior is most
    uncertain about the *decision*: the top right singular vectors of
    ``L^{-1} [Dm, 0]^T``, where ``Dm`` stacks every cell's bank mean minus its
-   context's average over prompts and ``L L^T`` is the full posterior precision,
-   mapped back to z-space through ``Dm^T``.
+   context's average over prompts and ``L L^T`` is the regression's posterior
+   precision, mapped back through ``Dm^T``.
 
-How uncertainty about the projection feeds exploration (the stated
-approximation): the projection itself is not sampled; instead its later
-columns are the directions of largest decision-relevant posterior
-uncertainty, and the reward coefficients on all ``rank`` columns are
-Thompson-sampled each round. With ``rank=1`` the agent is plug-in on the
-direction. At a refit the low-dimensional posterior is rebuilt exactly from
-the full statistics (``T^T (G + Lambda) T`` with ``T = diag(P, I)``), so it is
-the exact posterior of the projected model with the projected prior.
+How uncertainty about the projection feeds exploration: with ``"pc"`` the
+first direction is a posterior draw at each refit (Thompson sampling over the
+direction, held until the next refit), the later columns are the directions of
+largest decision-relevant uncertainty, and the reward coefficients on all
+``rank`` columns are Thompson-sampled each round. With ``"full"`` (or
+``sample_projection=False``) the direction is plug-in: only the later columns
+and the per-round coefficients explore. At a refit the low-dimensional
+posterior is rebuilt exactly from the regression's statistics
+(``T^T (G + Lambda) T`` with ``T = diag(P, I)``, P in the regression's
+coordinates), so it is the exact posterior of the projected model with the
+projected prior.
 
 ``rank=None`` skips the reduction: GAMBITTS on the whole embedding with the same
 standardised ridge prior (the full-space baseline, one implementation).
@@ -72,15 +83,17 @@ from agents.base import BatchedAgent, IncompatibleEnvError
 from agents.gambitts import offline_treatment_draws
 from agents.posteriors import LinearGaussian
 from agents.state import State, prefixed, unprefixed
+from gambit_gym.embeddings import LinearView
+from gambit_gym.outcomes import LinearOutcome
 from gambit_gym.validation import check_float, check_int
 
 
 def principal_angles(basis: np.ndarray, truth: np.ndarray) -> np.ndarray:
     """Principal angles (radians, ascending) between ``span(basis[r])`` and ``span(truth)`` for every row.
 
-    ``basis`` ``(R, D, k)`` or ``(D, k)``; ``truth`` ``(D, m)`` or ``(D,)``. Returns ``(R, min(k, m))``
-    (or ``(min(k, m),)``). The largest angle says how far the worse-aligned direction is; 0 when the
-    truth lies in the learned subspace.
+    ``basis`` ``(R, D, k)`` or ``(D, k)``; ``truth`` ``(D, m)`` or ``(D,)``, or ``(R, D, m)`` (one truth per
+    row). Returns ``(R, min(k, m))`` (or ``(min(k, m),)``). The largest angle says how far the worse-aligned
+    direction is; 0 when the truth lies in the learned subspace.
 
     Example:
         >>> import numpy as np
@@ -92,13 +105,16 @@ def principal_angles(basis: np.ndarray, truth: np.ndarray) -> np.ndarray:
     t = t[:, None] if t.ndim == 1 else t
     single = b.ndim == 2
     b = b[None] if single else b
-    if b.shape[1] != t.shape[0]:
-        raise ValueError(f"truth: expected {b.shape[1]} rows (the embedding dimension), got {t.shape[0]}")
-    qt, _ = np.linalg.qr(t)
+    if t.ndim == 3 and t.shape[0] != b.shape[0]:
+        raise ValueError(f"truth: expected {b.shape[0]} rows (one per basis), got {t.shape[0]}")
+    if t.shape[-2] != b.shape[1]:
+        raise ValueError(f"truth: expected {b.shape[1]} rows (the embedding dimension), got {t.shape[-2]}")
+    qt = np.linalg.qr(t)[0] if t.ndim == 2 else None
     out = []
-    for row in b:
+    for r, row in enumerate(b):
         qb, _ = np.linalg.qr(row)
-        s = np.linalg.svd(qb.T @ qt, compute_uv=False)
+        q = qt if qt is not None else np.linalg.qr(t[r])[0]
+        s = np.linalg.svd(qb.T @ q, compute_uv=False)
         out.append(np.sort(np.arccos(np.clip(s, -1.0, 1.0))))
     angles = np.array(out)
     return angles[0] if single else angles
@@ -110,12 +126,26 @@ class LearnedEmbeddingGAMBITTS(BatchedAgent):
     Args:
         rank: k, the dimension of the learned projection (1 <= k < the embedding's dimension), or ``None``
             (or ``"full"``) for no reduction (GAMBITTS on the whole embedding with the standardised ridge prior).
+        estimator: how the projection is learned: ``"pc"`` (default: regression on the bank's top
+            ``n_components`` principal components with a principal-component prior) or ``"full"`` (regression on
+            the whole embedding with a ridge prior); see the module docstring.
+        n_components: m, the principal components the ``"pc"`` estimator regresses on (rank <= m <= D; default
+            ``min(20, D)``).
+        pc_prior_power: the ``"pc"`` prior's variance along component j is proportional to
+            ``eigenvalue_j ** pc_prior_power`` (>= 0; 1 = proportional to the eigenvalue, 0 = isotropic).
+        pc_draws: bank draws per (action, context) that estimate the bank's covariance (at most ``n_offline``).
+        sample_projection: ``"pc"``: draw the projection's first direction from the posterior at each refit
+            (default True); False uses the posterior mean.
         basis: a fixed projection ``(D, k)`` instead of a learned one (a baseline; ``rank`` is then ignored);
             ``from_env(..., fixed_projection="style:optimism" | "pca:5" | "coordinates:0,1")`` builds one by name.
+        true_direction: the true reward-relevant subspace ``(D,)`` or ``(D, j)`` when known, for
+            :meth:`diagnostics` only (``from_env`` passes :func:`reward_direction` of the env); never used to act.
         n_offline: simulated treatments per (action, context) in the bank (M_off).
         refit_every: rounds between refits of the projection once past the doubling phase.
         first_refit: the first refit's round; refits follow at each doubling until ``refit_every``.
-        prior_precision: ridge precision (times 1/v) of the full coefficient on standardised coordinates.
+        prior_precision: ``"full"`` and ``rank=None``: ridge precision (times 1/v) of the coefficient on z in
+            units of the bank's mean variance; ``"pc"``: a priori the embedding explains reward variance
+            ``v / prior_precision``.
         context_precision, intercept_precision: prior precisions (times 1/v) of the context and intercept terms.
         use_context: context one-hots in the reward model (default True).
         noise_var: fix the noise variance; ``None`` (default) learns it, v ~ InvGamma(a0, b0).
@@ -123,7 +153,8 @@ class LearnedEmbeddingGAMBITTS(BatchedAgent):
 
     Raises:
         IncompatibleEnvError: no simulation access (and no ``treatment_means``), or no embedding.
-        ValueError: ``rank`` not below the embedding's dimension (the message says how to get a larger one).
+        ValueError: ``rank`` not below the embedding's dimension (the message says how to get a larger one), an
+            unknown ``estimator``, ``n_components`` outside [rank, D], a malformed ``basis`` or ``true_direction``.
     """
 
     uses_embedding = True
@@ -134,6 +165,11 @@ class LearnedEmbeddingGAMBITTS(BatchedAgent):
         n_actions: int,
         obs_dim: int,
         rank: int | str | None = 3,
+        estimator: str = "pc",
+        n_components: int | None = None,
+        pc_prior_power: float = 1.0,
+        pc_draws: int = 50,
+        sample_projection: bool = True,
         n_offline: int = 500,
         refit_every: int = 50,
         first_refit: int = 10,
@@ -147,6 +183,7 @@ class LearnedEmbeddingGAMBITTS(BatchedAgent):
         simulator: Callable[..., np.ndarray] | None = None,
         treatment_means: np.ndarray | None = None,
         basis: np.ndarray | None = None,
+        true_direction: np.ndarray | None = None,
         embedding_dim: int | None = None,
         **base: Any,
     ) -> None:
@@ -175,6 +212,26 @@ class LearnedEmbeddingGAMBITTS(BatchedAgent):
                 raise ValueError("basis: its columns must be linearly independent")
             self.fixed_basis, rank = q, b.shape[1]
         self.rank = rank
+        if estimator not in ESTIMATORS:
+            raise ValueError(f"estimator: expected one of {list(ESTIMATORS)}, got {estimator!r}")
+        self.estimator = estimator
+        # 20 by default: on the cached sentence embeddings 20 did best of 5, 10, 20, 50 (see the docs)
+        self.n_components = min(20, embedding_dim) if n_components is None else check_int("n_components",
+                                                                                           n_components, 1)
+        if self.learns_projection and estimator == "pc" and not rank <= self.n_components <= embedding_dim:
+            raise ValueError(f"n_components: expected rank ({rank}) <= n_components <= the embedding's dimension "
+                             f"{embedding_dim}, got {self.n_components}")
+        self.pc_prior_power = check_float("pc_prior_power", pc_prior_power, minimum=0.0)
+        self.pc_draws = check_int("pc_draws", pc_draws, 2)
+        self.sample_projection = bool(sample_projection)
+        self.true_direction = None
+        if true_direction is not None:
+            t = np.asarray(true_direction, dtype=np.float64)
+            t = t[:, None] if t.ndim == 1 else t
+            if t.ndim != 2 or t.shape[0] != embedding_dim or not np.isfinite(t).all() or not np.any(t):
+                raise ValueError(f"true_direction: expected a finite non-zero ({embedding_dim},) or ({embedding_dim}, "
+                                 f"j) array, got shape {np.shape(true_direction)}")
+            self.true_direction = t
         self.n_offline = check_int("n_offline", n_offline, 1)
         self.refit_every = check_int("refit_every", refit_every, 1)
         self.first_refit = check_int("first_refit", first_refit, 1)
@@ -190,18 +247,24 @@ class LearnedEmbeddingGAMBITTS(BatchedAgent):
         self._simulator = simulator
         self._given_means = treatment_means
         super().__init__(n_actions, obs_dim, embedding_dim=embedding_dim, **base)
-        self.bank_means, self.bank_scale = self._offline_bank()
+        self.bank_means, self.bank_scale, covariance = self._offline_bank()
+        if self.uses_pc:
+            self._set_components(covariance)
+            self._init_pc_model()
         self._refit()
 
     @classmethod
     def from_env(cls, env: Any, seed: int | np.random.SeedSequence | None = None,
                  fixed_projection: str | None = None, **kwargs: Any) -> LearnedEmbeddingGAMBITTS:
         """Build for ``env``; ``fixed_projection`` (a string, see :func:`fixed_projection_basis`) makes the
-        baseline that projects on a fixed subspace instead of learning one."""
+        baseline that projects on a fixed subspace instead of learning one. The env's true reward direction
+        (:func:`reward_direction`), where it has one, goes to :meth:`diagnostics` only."""
         if fixed_projection is not None:
             if "basis" in kwargs:
                 raise ValueError("fixed_projection: give it or basis, not both")
             kwargs["basis"] = fixed_projection_basis(env, fixed_projection)
+        if "true_direction" not in kwargs:
+            kwargs["true_direction"] = reward_direction(env)
         return super().from_env(env, seed=seed, **kwargs)
 
     # -- sizes ---------------------------------------------------------------------------
@@ -214,25 +277,94 @@ class LearnedEmbeddingGAMBITTS(BatchedAgent):
     def _n_other(self) -> int:
         return (self.obs_dim if self.use_context else 0) + 1
 
+    @property
+    def learns_projection(self) -> bool:
+        """Whether the projection is learned (else fixed: ``rank=None`` or ``basis``)."""
+        return self.rank is not None and self.fixed_basis is None
+
+    @property
+    def uses_pc(self) -> bool:
+        """Whether the projection is learned by the principal-component estimator."""
+        return self.learns_projection and self.estimator == "pc"
+
+    @property
+    def uses_full_statistics(self) -> bool:
+        """Whether the full-space (D + C + 1)^2 statistics are kept (the ``"full"`` estimator)."""
+        return self.learns_projection and self.estimator == "full"
+
     # -- the bank ------------------------------------------------------------------------
-    def _offline_bank(self) -> tuple[np.ndarray, np.ndarray]:
-        """Bank means ``(R, C, K, D)`` and each coordinate's sd over all the bank's draws ``(R, D)``."""
+    def _offline_bank(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Bank means ``(R, C, K, D)``, each coordinate's sd over all the bank's draws ``(R, D)`` and, for the
+        ``"pc"`` estimator, the bank's covariance ``(R, D, D)`` (from ``pc_draws`` draws per cell; else None)."""
         C, K, D, R = self.contexts.n_contexts, self.n_actions, self.embedding_dim, self.n_rows
+        covariance = None
         if self._given_means is not None:
             means = np.asarray(self._given_means, dtype=np.float64)
             if means.shape != (C, K, D):
                 raise ValueError(f"treatment_means: expected shape {(C, K, D)}, got {means.shape}")
             means = np.broadcast_to(means, (R, C, K, D)).copy()
             scale = means.reshape(R, C * K, D).std(axis=1)
+            if self.uses_pc:  # no draws: the spread of the means is all there is
+                centred = means.reshape(R, C * K, D) - means.reshape(R, C * K, D).mean(axis=1, keepdims=True)
+                covariance = np.swapaxes(centred, 1, 2) @ centred / (C * K)
         else:
             means = np.empty((R, C, K, D))
             sq = np.zeros((R, D))
+            n_cov = min(self.pc_draws, self.n_offline)
+            second = np.zeros((R, D, D)) if self.uses_pc else None
+            sub_sum = np.zeros((R, D))
             for c, a, draws in offline_treatment_draws(self._simulator, R, C, K, self.n_offline, D, self.rng):
                 means[:, c, a] = draws.mean(axis=1)
                 sq += (draws**2).mean(axis=1)
+                if second is not None:  # a capped number of draws: O(R n D^2) per cell is the bank's main cost
+                    sub = draws[:, :n_cov]
+                    second += np.swapaxes(sub, 1, 2) @ sub
+                    sub_sum += sub.sum(axis=1)
             scale = np.sqrt(np.maximum(sq / (C * K) - means.reshape(R, C * K, D).mean(axis=1) ** 2, 0.0))
-        floor = max(float(np.median(scale)) * 1e-6, 1e-12)  # a constant coordinate must not make the prior flat
-        return means, np.maximum(scale, floor)
+            if second is not None:
+                n = C * K * n_cov
+                sub_mean = sub_sum / n
+                covariance = second / n - sub_mean[:, :, None] * sub_mean[:, None, :]
+        # a constant coordinate must not make the prior flat; per row, so that replications stay independent
+        floor = np.maximum(np.median(scale, axis=1, keepdims=True) * 1e-6, 1e-12)
+        return means, np.maximum(scale, floor), covariance
+
+    def _set_components(self, covariance: np.ndarray) -> None:
+        """The top ``n_components`` principal directions ``(R, D, m)`` and eigenvalues ``(R, m)`` of the bank."""
+        m, R = self.n_components, self.n_rows
+        values = np.empty((R, self.embedding_dim))
+        self.components = np.empty((R, self.embedding_dim, m))
+        for start in range(0, R, 16):  # in chunks: the full eigenvector stack would double the D x D memory
+            vals, vecs = np.linalg.eigh(covariance[start : start + 16])  # ascending
+            values[start : start + 16], self.components[start : start + 16] = vals, vecs[:, :, ::-1][:, :, :m]
+        # signs fixed (largest entry positive) so the coordinates do not depend on LAPACK's choice
+        sign = np.sign(np.take_along_axis(self.components, np.abs(self.components).argmax(axis=1)[:, None], axis=1))
+        self.components *= np.where(sign == 0, 1.0, sign)
+        top = np.maximum(values[:, ::-1][:, :m], 0.0)
+        self.eigenvalues = np.maximum(top, np.maximum(top[:, :1] * 1e-12, 1e-300))  # per row: rows stay independent
+        self._project_bank()
+
+    def _project_bank(self) -> None:
+        """The bank's centre ``(R, D)`` and its means in PC coordinates ``(R, C, K, m)``."""
+        self.centre = self.bank_means.reshape(self.n_rows, -1, self.embedding_dim).mean(axis=1)
+        centred = self.bank_means - self.centre[:, None, None, :]
+        self.bank_pc = np.einsum("rckd,rdm->rckm", centred, self.components)
+
+    def _pc_prior_diagonal(self) -> np.ndarray:
+        """The ``"pc"`` regression's prior precision diagonal per row, ``(R, m + C + 1)`` (times 1/v): variance
+        along component j proportional to lambda_j ** power, so that sum_j lambda_j Var(beta_j) = 1/precision."""
+        power = self.pc_prior_power
+        weight = self.eigenvalues**power
+        total = (self.eigenvalues * weight).sum(axis=1, keepdims=True)
+        other = np.full(self._n_other, self.context_precision)
+        other[-1] = self.intercept_precision
+        return np.concatenate([self.prior_precision * total / weight,
+                               np.broadcast_to(other, (self.n_rows, self._n_other))], axis=1)
+
+    def _init_pc_model(self) -> None:
+        m = self.n_components + self._n_other
+        self.pc_model = LinearGaussian(self.n_rows, np.zeros(m), np.ones(m), **self.noise_kwargs)
+        self.pc_model.chol = np.sqrt(self._pc_prior_diagonal())[:, :, None] * np.eye(m)  # per-row prior
 
     def _prior_diagonal(self) -> np.ndarray:
         """The full-space prior precision's diagonal per row, ``(R, p)`` (times 1/v)."""
@@ -245,14 +377,9 @@ class LearnedEmbeddingGAMBITTS(BatchedAgent):
                                np.broadcast_to(other, (self.n_rows, self._n_other))], axis=1)
 
     # -- state ---------------------------------------------------------------------------
-    @property
-    def learns_projection(self) -> bool:
-        """Whether the projection is learned (else fixed: ``rank=None`` or ``basis``)."""
-        return self.rank is not None and self.fixed_basis is None
-
     def _init_state(self) -> None:
-        # the full-space statistics only serve refits: a fixed projection keeps none (O(D^2) per row saved)
-        p = self.embedding_dim + self._n_other if self.learns_projection else 0
+        # the full-space statistics only serve the "full" estimator's refits (O(D^2) per row saved otherwise)
+        p = self.embedding_dim + self._n_other if self.uses_full_statistics else 0
         self.gram = np.zeros((self.n_rows, p, p))
         self._pending: list[np.ndarray] = []
         self.xty = np.zeros((self.n_rows, p))
@@ -262,7 +389,10 @@ class LearnedEmbeddingGAMBITTS(BatchedAgent):
         q = self.k + self._n_other
         self.model = LinearGaussian(self.n_rows, np.zeros(q), np.ones(q), **self.noise_kwargs)
         self.basis = np.zeros((self.n_rows, self.embedding_dim, self.k))
+        self.pc_basis = np.zeros((self.n_rows, self.n_components if self.uses_pc else 0, self.k))
         if hasattr(self, "bank_means"):  # reset(): the bank stays, the projection goes back to the prior's
+            if self.uses_pc:
+                self._init_pc_model()
             self._refit()
 
     def _flush(self) -> None:
@@ -274,9 +404,13 @@ class LearnedEmbeddingGAMBITTS(BatchedAgent):
 
     def _state(self) -> State:
         self._flush()
-        return {"gram": self.gram.copy(), "xty": self.xty.copy(), "yy": self.yy.copy(), "count": self.count.copy(),
-                "rounds": int(self.rounds), "basis": self.basis.copy(), "bank_means": self.bank_means.copy(),
-                "bank_scale": self.bank_scale.copy(), **prefixed("low", self.model.state())}
+        state = {"gram": self.gram.copy(), "xty": self.xty.copy(), "yy": self.yy.copy(), "count": self.count.copy(),
+                 "rounds": int(self.rounds), "basis": self.basis.copy(), "bank_means": self.bank_means.copy(),
+                 "bank_scale": self.bank_scale.copy(), **prefixed("low", self.model.state())}
+        if self.uses_pc:
+            state.update({"components": self.components.copy(), "eigenvalues": self.eigenvalues.copy(),
+                          "pc_basis": self.pc_basis.copy(), **prefixed("pc", self.pc_model.state())})
+        return state
 
     def _load_state(self, state: State) -> None:
         self.gram, self.xty, self.yy, self.count = state["gram"], state["xty"], state["yy"], state["count"]
@@ -284,6 +418,11 @@ class LearnedEmbeddingGAMBITTS(BatchedAgent):
         self._pending = []
         self.basis, self.bank_means, self.bank_scale = state["basis"], state["bank_means"], state["bank_scale"]
         self.model.load_state(unprefixed("low", state))
+        if self.uses_pc:
+            self.pc_basis = state["pc_basis"]
+            self.components, self.eigenvalues = state["components"], state["eigenvalues"]
+            self._project_bank()
+            self.pc_model.load_state(unprefixed("pc", state))
 
     # -- the projection ------------------------------------------------------------------
     def _due(self) -> bool:
@@ -295,9 +434,39 @@ class LearnedEmbeddingGAMBITTS(BatchedAgent):
             return m == n
         return n % self.refit_every == 0
 
+    def _decision_directions(self, chol: np.ndarray, contrasts: np.ndarray) -> np.ndarray:
+        """The bank-mean contrasts ``(R, n, q)`` (q <= the regression's leading coordinates) along which the
+        posterior with precision ``chol chol^T`` is most uncertain about the decision: ``(R, q, k)``, best first."""
+        R, n, q = contrasts.shape
+        padded = np.zeros((R, chol.shape[1], n))
+        padded[:, :q] = np.swapaxes(contrasts, 1, 2)
+        # L^{-1} [Dm, 0]^T: its Gram is Dm Sigma Dm^T (times v), the decision-relevant uncertainty
+        whitened = np.stack([solve_triangular(chol[r], padded[r], lower=True) for r in range(R)])
+        _, _, vt = np.linalg.svd(whitened, full_matrices=False)
+        return np.einsum("rcd,rjc->rdj", contrasts, vt[:, : self.k])  # Dm^T e_j
+
     def _refit(self) -> None:
-        """Re-estimate the projection from the full statistics and rebuild the projected posterior exactly."""
+        """Re-estimate the projection from the regression's statistics and rebuild the projected posterior exactly."""
         R, D, k = self.n_rows, self.embedding_dim, self.k
+        C, K = self.contexts.n_contexts, self.n_actions
+        if self.uses_pc:
+            # the regression in PC coordinates: precision chol chol^T, b; T maps the projected model into it
+            chol, xty = self.pc_model.chol, self.pc_model.b
+            m = self.n_components
+            theta = self.pc_model.sample(self.rng) if self.sample_projection else self.pc_model.posterior_mean()
+            contrasts = (self.bank_pc - self.bank_pc.mean(axis=2, keepdims=True)).reshape(R, C * K, m)
+            candidates = np.concatenate([theta[:, :m, None], self._decision_directions(chol, contrasts)], axis=2)
+            self.pc_basis = np.stack([_first_independent(c, k) for c in candidates])
+            self.basis = self.components @ self.pc_basis
+            T = np.zeros((R, m + self._n_other, k + self._n_other))
+            T[:, :m, :k] = self.pc_basis
+            T[:, m:, k:] = np.eye(self._n_other)
+            low = np.swapaxes(T, 1, 2) @ (chol @ np.swapaxes(chol, 1, 2)) @ T
+            self.model.chol = np.linalg.cholesky(low)
+            self.model.b = np.einsum("rpq,rp->rq", T, xty)
+            self.model.yy = self.yy.copy()
+            self.model.n = self.count.copy()
+            return
         prior = self._prior_diagonal()
         precision = prior[:, :, None] * np.eye(prior.shape[1])
         if self.learns_projection:
@@ -308,20 +477,12 @@ class LearnedEmbeddingGAMBITTS(BatchedAgent):
         elif self.fixed_basis is not None:
             self.basis = np.broadcast_to(self.fixed_basis, (R, D, k)).copy()
         else:
-            C, K = self.contexts.n_contexts, self.n_actions
             contrasts = (self.bank_means - self.bank_means.mean(axis=2, keepdims=True)).reshape(R, C * K, D)
-            padded = np.zeros((R, precision.shape[1], C * K + 1))
-            padded[:, :D, :-1] = np.swapaxes(contrasts, 1, 2)
-            padded[:, :, -1] = self.xty
             chol = np.linalg.cholesky(precision)
-            # one triangular solve per row: L^{-1} [Dm, 0]^T (its Gram is Dm Sigma Dm^T, times v: the
-            # decision-relevant uncertainty) and L^{-1} X^T y, from which the posterior mean is L^{-T} L^{-1} X^T y
-            solved = np.stack([solve_triangular(chol[r], padded[r], lower=True) for r in range(R)])
-            whitened = solved[:, :, :-1]
-            mean = np.stack([solve_triangular(chol[r], solved[r, :, -1], lower=True, trans="T") for r in range(R)])
-            _, _, vt = np.linalg.svd(whitened, full_matrices=False)
-            directions = np.einsum("rcd,rjc->rdj", contrasts, vt[:, : k])  # Dm^T e_j
-            candidates = np.concatenate([mean[:, :D, None], directions], axis=2)
+            # L^{-1} X^T y, from which the posterior mean is L^{-T} L^{-1} X^T y
+            mean = np.stack([solve_triangular(chol[r], solve_triangular(chol[r], self.xty[r], lower=True),
+                                              lower=True, trans="T") for r in range(R)])
+            candidates = np.concatenate([mean[:, :D, None], self._decision_directions(chol, contrasts)], axis=2)
             self.basis = np.stack([_first_independent(c, k) for c in candidates])
         T = np.zeros((R, precision.shape[1], k + self._n_other))
         T[:, :D, :k] = self.basis
@@ -340,26 +501,97 @@ class LearnedEmbeddingGAMBITTS(BatchedAgent):
     def _sample_scores(self, ctx, x, rng):
         """gamma ~ projected posterior; score = gamma^T P^T (bank mean of Z for every action in the row's context)."""
         theta = self.model.sample(rng)
-        projected = np.einsum("rkd,rdj->rkj", self.bank_means[self._rows, ctx], self.basis)
+        if self.uses_pc:  # P = V B: the bank's PC coordinates times B (centring shifts every action alike)
+            projected = np.einsum("rkm,rmj->rkj", self.bank_pc[self._rows, ctx], self.pc_basis)
+        else:
+            projected = np.einsum("rkd,rdj->rkj", self.bank_means[self._rows, ctx], self.basis)
         return np.einsum("rkj,rj->rk", projected, theta[:, : self.k])
 
     def _update(self, ctx, x, a, y, z):
-        if self.learns_projection:
-            phi = self._features(x, z)
-            self._pending.append(phi)  # added to the Gram matrix as one batched product (see _flush)
-            self.xty += y[:, None] * phi
+        if self.uses_pc:
+            u = np.einsum("rd,rdm->rm", z - self.centre, self.components)
+            self.pc_model.update(self._features(x, u), y)
+            projected = np.einsum("rm,rmj->rj", u, self.pc_basis)
+        else:
+            if self.uses_full_statistics:
+                phi = self._features(x, z)
+                self._pending.append(phi)  # added to the Gram matrix as one batched product (see _flush)
+                self.xty += y[:, None] * phi
+            projected = np.einsum("rd,rdj->rj", z, self.basis)
         self.yy += y * y
         self.count += 1.0
         self.rounds += 1
         if self.learns_projection and self._due():
             self._refit()
         else:
-            projected = np.einsum("rd,rdj->rj", z, self.basis)
             self.model.update(self._features(x, projected), y)
 
     def subspace(self) -> np.ndarray:
         """The current projection ``P``, ``(R, D, k)`` with orthonormal columns (one row on a single env)."""
         return self.basis.copy() if self.batched else self.basis[0].copy()
+
+    def diagnostics(self) -> dict[str, np.ndarray]:
+        """Per-replication alignment with the true reward subspace, when the agent was given it.
+
+        * ``"angle"`` ``(R,)``: the largest principal angle (radians) between the projection and
+          ``true_direction`` in the embedding (0: the truth lies in the projection; pi/2: orthogonal to it).
+        * ``"decision_angle"`` ``(R,)``: the same between the two subspaces as the decision sees them, mapped
+          through the bank's contrasts ``Dm`` (every cell's bank mean minus its context's average): directions
+          along which no two prompts' means differ do not count. A fixed projection far from the truth in the
+          embedding can still be close here, and that is what the regret follows.
+
+        With ``rank=None`` (no projection) both are for the posterior mean coefficient on z instead. ``{}`` when
+        the truth is unknown (``true_direction`` not given and the env has no :func:`reward_direction`).
+        """
+        if self.true_direction is None:
+            return {}
+        if self.rank is None:
+            basis = self.model.posterior_mean()[:, : self.embedding_dim, None]
+            if not np.any(basis):  # before any data the posterior mean is 0: no direction yet
+                return {"angle": np.full(self.n_rows, np.pi / 2), "decision_angle": np.full(self.n_rows, np.pi / 2)}
+        else:
+            basis = self.basis
+        contrasts = (self.bank_means - self.bank_means.mean(axis=2, keepdims=True)).reshape(
+            self.n_rows, -1, self.embedding_dim)
+        seen_truth = contrasts @ self.true_direction
+        decision = principal_angles(contrasts @ basis, seen_truth).max(axis=1)
+        decision[~np.any(seen_truth, axis=(1, 2))] = np.nan  # the truth moves no decision: no angle to state
+        return {"angle": principal_angles(basis, self.true_direction).max(axis=1), "decision_angle": decision}
+
+
+#: the projection's estimators (see the module docstring)
+ESTIMATORS = ("pc", "full")
+
+
+def reward_direction(env: Any) -> np.ndarray | None:
+    """The env's true reward-relevant subspace in its working embedding ``(D, j)``, or None when there is none
+    to state: a synthetic env with a linear outcome seen through the identity view (its coefficients), or the
+    cached-LLM variant with ``working_embedding="full"`` and a linear outcome (the outcome's coefficients on
+    the style scores mapped back through the cache's style axes: score_j = (axis_j . z - offset_j) / scale_j).
+
+    Example:
+        >>> import gymnasium as gym, gambit_gym
+        >>> env = gym.make("GeneratorMediated-v0", embedding_dim=6, active_dims=2)
+        >>> int(np.count_nonzero(reward_direction(env)))
+        2
+    """
+    scenario = getattr(getattr(env, "unwrapped", env), "scenario", None)
+    outcome = getattr(scenario, "outcome", None)
+    if not isinstance(outcome, LinearOutcome):
+        return None
+    view = getattr(scenario, "embedding", None)
+    if isinstance(view, LinearView):
+        return outcome.coef[:, None].copy() if view.is_identity else None
+    cache = getattr(scenario, "cache", None)
+    if cache is None or scenario.options.get("working_embedding") != "full":
+        return None
+    dims = list(cache.style_dimensions)
+    rows = [dims.index(d) for d in scenario.outcome_spec.dimensions]
+    axes = np.asarray(cache.style_axes, dtype=np.float64)[rows]
+    scale = np.asarray(cache.style_scale, dtype=np.float64)[rows]
+    if not np.all(np.any(axes, axis=1)):  # a given (non-embedding) style score: not a direction in the embedding
+        return None
+    return (axes.T @ (outcome.coef / scale))[:, None]
 
 
 def fixed_projection_basis(env: Any, spec: str) -> np.ndarray:

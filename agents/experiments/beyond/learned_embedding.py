@@ -39,8 +39,12 @@ def learned_closes_gap(results: Results) -> tuple[str, str]:
             shares.append(f"T={t}: {share:.0%}")
         final = gap_closed(mis.final_mean, learned.final_mean, oracle.final_mean)
         verdicts.append((final >= 0.5 and significantly_lower(learned, mis), final > 0))
+        others = [f"{label} {gap_closed(mis.final_mean, agent.final_mean, oracle.final_mean):.0%} "
+                  f"({agent.final_mean:.1f})" for label, agent in cfg.agents.items()
+                  if label.startswith("learned-")]  # the other estimators, for comparison (no verdict)
         parts.append(f"{name}: gap closed {', '.join(shares)} (final regret learned {learned.final_mean:.1f}, oracle "
-                     f"{oracle.final_mean:.1f}, misspecified {mis.final_mean:.1f})")
+                     f"{oracle.final_mean:.1f}, misspecified {mis.final_mean:.1f})"
+                     + (f"; at T={horizon}: {', '.join(others)}" if others else ""))
     if not parts:
         raise Undecidable(f"none of {', '.join(EXPERIMENTS)} in these results")
     if all(most for most, _ in verdicts):
