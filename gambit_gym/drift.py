@@ -358,7 +358,8 @@ class DriftingScenario(Scenario):
         if not self.schedule.tilt_due(t):
             return
         lr = self.schedule.learning_rate
-        logw = np.log(state.weights) + lr * state.residuals
+        with np.errstate(divide="ignore"):  # a message tilted to weight 0 stays at 0 (log -inf)
+            logw = np.log(state.weights) + lr * state.residuals
         logw -= np.maximum.reduceat(logw, self._segment_starts, axis=1)[:, self._message_cell]
         w = np.exp(logw)
         w /= np.add.reduceat(w, self._segment_starts, axis=1)[:, self._message_cell]
