@@ -51,7 +51,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -199,7 +199,6 @@ class GeneratorState:
     expected: np.ndarray
     tilts: int = 0
     changed: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class DriftingScenario(Scenario):
@@ -216,12 +215,7 @@ class DriftingScenario(Scenario):
 
     def __init__(self, before: Scenario, after: Scenario | None, schedule: DriftSchedule) -> None:
         self.before, self.after, self.schedule = before, after, schedule
-        self.variant = before.variant
-        self.contexts = before.contexts
-        self.options = before.options
-        self.noise_sd = before.noise_sd
-        self.treatment_scale = before.treatment_scale
-        self.noise_levels = before.noise_levels
+        self._share_instance(before)
         self.safety = before.safety
         self.expected_harm = before.expected_harm
         self._set_oracle(before.expected_reward)
@@ -307,22 +301,24 @@ class DriftingScenario(Scenario):
         if state is not None:
             return self._play_endogenous(t, actions, contexts, rng, state, rows)
         w = self.schedule.weight_at(t)
-        if w == 0.0 or w == 1.0:
+        if w == 0.0 or w == 1.0:  # one generator serves the round: its own oracle, computed once
+            one = self.after if w == 1.0 else self.before
             served = np.full(n, int(w == 1.0))
-            latent, z, reward, layer = (self.after if w == 1.0 else self.before).draw_with_layer(
-                actions, contexts, rng)
+            latent, z, reward, layer = one.draw_with_layer(actions, contexts, rng)
+            expected, best, argbest = (one.expected_reward[contexts, actions], one.optimal_value[contexts],
+                                       one.optimal_action[contexts])
         else:
             served = (rng.random(n) < w).astype(np.int64)
             latent, z, reward, layer = _merge(
                 served, [s.draw_with_layer(actions[served == i], contexts[served == i], rng)
                          for i, s in enumerate((self.before, self.after))])
-        mu = self.oracle(t)
+            mu = self.oracle(t)
+            expected, best, argbest = mu[contexts, actions], mu.max(axis=1)[contexts], mu.argmax(axis=1)[contexts]
         info = {"generator": served, "generator_weight": np.full(n, w),
                 "generator_changed": np.full(n, self.schedule.changed_at(t))}
         if layer is not None and self.before.expected_harm is not None:
             info["expected_harm"] = self.expected_harm_at(t)[contexts, actions]
-        return (latent, z, reward, layer, mu[contexts, actions], mu.max(axis=1)[contexts],
-                mu.argmax(axis=1)[contexts], info)
+        return latent, z, reward, layer, expected, best, argbest, info
 
     def _play_endogenous(self, t, actions, contexts, rng, state, rows):
         base: CachedLLMScenario = self.before

@@ -165,8 +165,6 @@ class ScenarioAccess:
                 out = s.sample(action, context, n, rng, raw, self._t, self._generator_state, row)
             else:
                 out = self.sample_treatments(action, context, n, rng, raw)
-            if not hasattr(self, "current_queries"):
-                self.current_queries = np.zeros(self._n_replications, dtype=np.int64)
             self.current_queries[row] += len(out)
             return out
         if replication is not None:

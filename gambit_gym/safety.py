@@ -348,12 +348,7 @@ class SafeScenario(Scenario):
     def __init__(self, inner: Scenario, layer: SafetyLayer) -> None:
         self.inner = inner
         self.safety = layer
-        self.variant = inner.variant
-        self.contexts = inner.contexts
-        self.options = inner.options
-        self.noise_sd = inner.noise_sd
-        self.treatment_scale = inner.treatment_scale
-        self.noise_levels = inner.noise_levels
+        self._share_instance(inner)
         self._layer_rngs: dict[int, tuple[np.random.Generator, np.random.Generator]] = {}
         if isinstance(inner, CachedLLMScenario):
             p_pass, wf, wz, wh, se, rule = self._cached_oracle()

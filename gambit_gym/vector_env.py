@@ -282,40 +282,27 @@ class GeneratorMediatedVectorEnv(ScenarioAccess, VectorEnv):
         if self.seeding == "shared":
             out = s.play(t, acts, ctx, self._rng, state, np.arange(self.num_envs))
             self._contexts = self.contexts.sample(self._rng, self.num_envs)
-        else:  # each row from its own stream, then its next context, as the single environment does
-            rows, contexts = [], np.empty(self.num_envs, dtype=np.int64)
-            for i, rng in enumerate(self._rngs):
-                rows.append(s.play(t, acts[i : i + 1], ctx[i : i + 1], rng, state, np.array([i])))
-                contexts[i] = self.contexts.sample(rng)
-            self._contexts = contexts
-            out = [np.concatenate([r[k] for r in rows]) for k in range(3)]
-            out.append(None if rows[0][3] is None else {key: np.concatenate([r[3][key] for r in rows])
-                                                         for key in rows[0][3]})
-            out += [np.concatenate([r[k] for r in rows]) for k in range(4, 7)]
-            out.append({key: np.concatenate([r[7][key] for r in rows]) for key in rows[0][7]})
+        else:
+            out = self._per_row(lambda i, rng: s.play(t, acts[i : i + 1], ctx[i : i + 1], rng, state, np.array([i])))
         s.end_round(t, state)
-        return tuple(out)
+        return out
 
     def _draw_each(
         self, acts: np.ndarray, ctx: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray] | None]:
-        """``seeding="per-env"``: each row drawn from its own stream, in the single environment's order
-        (the round, then the next context), so the numbers are those of ``SyncVectorEnv``; with a safety
-        layer, also its per-row keys."""
-        latents, embeddings, rewards = [], [], np.empty(self.num_envs)
-        contexts = np.empty(self.num_envs, dtype=np.int64)
-        layers = []
+        """``seeding="per-env"``: :meth:`_per_row` of the scenario's draw (and a safety layer's per-row keys)."""
+        return self._per_row(lambda i, rng: self.scenario.draw_with_layer(acts[i : i + 1], ctx[i : i + 1], rng))
+
+    def _per_row(self, draw: Any) -> tuple[Any, ...]:
+        """``seeding="per-env"``: ``draw(i, rng)`` for each row from its own stream, then that row's next context,
+        in the single environment's order (so the numbers are those of ``SyncVectorEnv``); the rows' outputs
+        joined item by item."""
+        rows, contexts = [], np.empty(self.num_envs, dtype=np.int64)
         for i, rng in enumerate(self._rngs):
-            latent, z, reward, extra = self.scenario.draw_with_layer(acts[i : i + 1], ctx[i : i + 1], rng)
-            if extra is not None:
-                layers.append(extra)
-            latents.append(latent)
-            embeddings.append(z)
-            rewards[i] = reward[0]
+            rows.append(draw(i, rng))
             contexts[i] = self.contexts.sample(rng)
         self._contexts = contexts
-        layer = {key: np.concatenate([x[key] for x in layers]) for key in layers[0]} if layers else None
-        return np.concatenate(latents), np.concatenate(embeddings), rewards, layer
+        return tuple(_join_rows([row[k] for row in rows]) for k in range(len(rows[0])))
 
     def _check_actions(self, actions: Any) -> np.ndarray:
         acts = np.asarray(actions)
@@ -433,3 +420,12 @@ def _equal(a: Any, b: Any) -> bool:
         return bool(np.array_equal(a, b)) if isinstance(a, np.ndarray) or isinstance(b, np.ndarray) else bool(a == b)
     except (TypeError, ValueError):
         return False
+
+
+def _join_rows(parts: list[Any]) -> Any:
+    """One output of every row joined: arrays concatenated, dicts key by key, ``None`` (no layer) kept."""
+    if parts[0] is None:
+        return None
+    if isinstance(parts[0], dict):
+        return {key: _join_rows([p[key] for p in parts]) for key in parts[0]}
+    return np.concatenate(parts)

@@ -73,7 +73,26 @@ def smollm2_gguf_path() -> Path:
     return path
 
 
-class SmolLM2Generator:
+class _LlamaCppGenerator:
+    """A GGUF model run on this machine by ``llama-cpp-python``: the sampling settings, checked, and the model."""
+
+    def __init__(self, model_path: Path, what: str, n_ctx: int, temperature: float, top_p: float, max_tokens: int,
+                 n_threads: int | None) -> None:
+        self.temperature = check_float("temperature", temperature, minimum=0.0)
+        self.top_p = check_float("top_p", top_p, minimum=0.0, strict=True)
+        self.max_tokens = check_int("max_tokens", max_tokens, 1)
+        self.model_path = model_path
+        llama_cpp = require("llama_cpp", "llm", what)
+        self._llm = llama_cpp.Llama(
+            model_path=str(self.model_path), n_ctx=n_ctx, n_threads=n_threads or os.cpu_count(), verbose=False
+        )
+
+    def _sampling(self) -> dict[str, Any]:
+        return {"model_file": self.model_path.name, "temperature": self.temperature, "top_p": self.top_p,
+                "max_tokens": self.max_tokens}
+
+
+class SmolLM2Generator(_LlamaCppGenerator):
     """SmolLM2-135M-Instruct (Q4_1 GGUF) through ``llama-cpp-python``; sampling is seeded per call."""
 
     name = "smollm2-135m-instruct"
@@ -86,19 +105,12 @@ class SmolLM2Generator:
         max_tokens: int = 96,
         n_threads: int | None = None,
     ) -> None:
-        self.temperature = check_float("temperature", temperature, minimum=0.0)
-        self.top_p = check_float("top_p", top_p, minimum=0.0, strict=True)
-        self.max_tokens = check_int("max_tokens", max_tokens, 1)
-        self.model_path = Path(model_path) if model_path is not None else smollm2_gguf_path()
-        llama_cpp = require("llama_cpp", "llm", "the SmolLM2 generator")
-        self._llm = llama_cpp.Llama(
-            model_path=str(self.model_path), n_ctx=512, n_threads=n_threads or os.cpu_count(), verbose=False
-        )
+        super().__init__(Path(model_path) if model_path is not None else smollm2_gguf_path(),
+                         "the SmolLM2 generator", 512, temperature, top_p, max_tokens, n_threads)
 
     @property
     def params(self) -> dict[str, Any]:
-        return {"model_file": self.model_path.name, "temperature": self.temperature, "top_p": self.top_p,
-                "max_tokens": self.max_tokens, "backend": "llama-cpp-python"}
+        return {**self._sampling(), "backend": "llama-cpp-python"}
 
     def generate(self, messages: Messages, seed: int) -> str:
         out = self._llm.create_chat_completion(
@@ -155,7 +167,7 @@ def completion_prompt(messages: Messages) -> str:
     return "".join(parts)
 
 
-class Gemma3Generator:
+class Gemma3Generator(_LlamaCppGenerator):
     """Gemma 3 270M (base model, Q4_K_M GGUF) through ``llama-cpp-python``, prompted few-shot.
 
     It asks the domain for ``examples`` worked examples (a lone example is copied by a base model), renders
@@ -178,23 +190,16 @@ class Gemma3Generator:
         n_threads: int | None = None,
         reuse_prefix: bool = True,
     ) -> None:
-        self.temperature = check_float("temperature", temperature, minimum=0.0)
-        self.top_p = check_float("top_p", top_p, minimum=0.0, strict=True)
-        self.max_tokens = check_int("max_tokens", max_tokens, 1)
         self.examples = check_int("examples", examples, 0)
         if reuse_prefix not in (True, False):
             raise TypeError(f"reuse_prefix: expected True or False, got {reuse_prefix!r}")
         self.reuse_prefix = bool(reuse_prefix)
-        self.model_path = Path(model_path) if model_path is not None else gemma3_gguf_path()
-        llama_cpp = require("llama_cpp", "llm", "the Gemma 3 generator")
-        self._llm = llama_cpp.Llama(
-            model_path=str(self.model_path), n_ctx=1024, n_threads=n_threads or os.cpu_count(), verbose=False
-        )
+        super().__init__(Path(model_path) if model_path is not None else gemma3_gguf_path(),
+                         "the Gemma 3 generator", 1024, temperature, top_p, max_tokens, n_threads)
 
     @property
     def params(self) -> dict[str, Any]:
-        return {"model_file": self.model_path.name, "temperature": self.temperature, "top_p": self.top_p,
-                "max_tokens": self.max_tokens, "examples": self.examples, "mode": "few-shot completion",
+        return {**self._sampling(), "examples": self.examples, "mode": "few-shot completion",
                 "backend": "llama-cpp-python"}
 
     def generate(self, messages: Messages, seed: int) -> str:

@@ -131,6 +131,16 @@ class Scenario(abc.ABC):
     #: exact mean harm of the delivered treatment per cell ``(n_contexts, n_actions)``; None without a layer's harm
     expected_harm: np.ndarray | None = None
 
+    def _share_instance(self, inner: Scenario) -> None:
+        """A scenario that wraps ``inner`` (a safety layer, drift) has its problem instance: variant, contexts,
+        options and noise."""
+        self.variant = inner.variant
+        self.contexts = inner.contexts
+        self.options = inner.options
+        self.noise_sd = inner.noise_sd
+        self.treatment_scale = inner.treatment_scale
+        self.noise_levels = inner.noise_levels
+
     def _set_oracle(self, expected_reward: np.ndarray) -> None:
         expected_reward = np.asarray(expected_reward, dtype=np.float64)
         if not np.all(np.isfinite(expected_reward)):

@@ -4,6 +4,7 @@ does to agents that trust an offline bank, and what the bank-as-prior agent with
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from agents.experiments.findings import (
     Results,
@@ -16,8 +17,29 @@ from agents.experiments.findings import (
     significantly_lower,
 )
 
+if TYPE_CHECKING:
+    from agents.experiments.report import ConfigResult
+
 #: the drift kinds that change the generator, per experiment
 CHANGES = {"drift": ("abrupt", "gradual", "periodic"), "drift-llm": ("abrupt", "gradual", "endogenous")}
+
+
+def _drifting_configs(results: Results, *agents: str) -> list[tuple[str, str, ConfigResult]]:
+    """``(experiment, drift kind, config)`` of every finished drifting config, each holding ``agents``."""
+    out = []
+    for name, kinds in CHANGES.items():
+        try:
+            exp = experiment(results, name)
+        except Undecidable:
+            continue
+        for kind in kinds:
+            cfg = exp.config(drift=kind)
+            if cfg is not None:
+                require_agents(exp, *agents, cfg=cfg)
+                out.append((name, kind, cfg))
+    if not out:
+        raise Undecidable("no drifting config of drift or drift-llm finished")
+    return out
 
 
 def _status(wins: list[bool]) -> str:
@@ -28,21 +50,10 @@ def _status(wins: list[bool]) -> str:
          "beats poGAMBITTS, which trusts its bank for ever", reads=("drift", "drift-llm"))
 def refresh_beats_trusting_the_bank(results: Results) -> tuple[str, str]:
     parts, wins = [], []
-    for name, kinds in CHANGES.items():
-        try:
-            exp = experiment(results, name)
-        except Undecidable:
-            continue
-        for kind in kinds:
-            cfg = exp.config(drift=kind)
-            if cfg is None:
-                continue
-            require_agents(exp, "poGAMBITTS", "bank-prior-refresh", cfg=cfg)
-            refresh, po = cfg.agents["bank-prior-refresh"], cfg.agents["poGAMBITTS"]
-            wins.append(significantly_lower(refresh, po))
-            parts.append(f"{name} {kind}: refresh {fmt_final(refresh)} vs poGAMBITTS {fmt_final(po)}")
-    if not parts:
-        raise Undecidable("no drifting config of drift or drift-llm finished")
+    for name, kind, cfg in _drifting_configs(results, "poGAMBITTS", "bank-prior-refresh"):
+        refresh, po = cfg.agents["bank-prior-refresh"], cfg.agents["poGAMBITTS"]
+        wins.append(significantly_lower(refresh, po))
+        parts.append(f"{name} {kind}: refresh {fmt_final(refresh)} vs poGAMBITTS {fmt_final(po)}")
     return _status(wins), "; ".join(parts) + " ('beats' = significantly lower final regret, 1.96 combined SE)"
 
 
@@ -72,23 +83,12 @@ def bank_prior_costs_nothing_without_drift(results: Results) -> tuple[str, str]:
          "discounted form", reads=("drift", "drift-llm"))
 def refresh_beats_generic_baselines(results: Results) -> tuple[str, str]:
     parts, wins = [], []
-    for name, kinds in CHANGES.items():
-        try:
-            exp = experiment(results, name)
-        except Undecidable:
-            continue
-        for kind in kinds:
-            cfg = exp.config(drift=kind)
-            if cfg is None:
-                continue
-            require_agents(exp, "bank-prior-refresh", "StdTS", "StdTS-discounted", cfg=cfg)
-            refresh = cfg.agents["bank-prior-refresh"]
-            for label in ("StdTS", "StdTS-discounted"):
-                wins.append(significantly_lower(refresh, cfg.agents[label]))
-            parts.append(f"{name} {kind}: refresh {fmt_final(refresh)} vs StdTS {fmt_final(cfg.agents['StdTS'])}, "
-                         f"discounted StdTS {fmt_final(cfg.agents['StdTS-discounted'])}")
-    if not parts:
-        raise Undecidable("no drifting config of drift or drift-llm finished")
+    for name, kind, cfg in _drifting_configs(results, "bank-prior-refresh", "StdTS", "StdTS-discounted"):
+        refresh = cfg.agents["bank-prior-refresh"]
+        for label in ("StdTS", "StdTS-discounted"):
+            wins.append(significantly_lower(refresh, cfg.agents[label]))
+        parts.append(f"{name} {kind}: refresh {fmt_final(refresh)} vs StdTS {fmt_final(cfg.agents['StdTS'])}, "
+                     f"discounted StdTS {fmt_final(cfg.agents['StdTS-discounted'])}")
     return _status(wins), "; ".join(parts)
 
 
