@@ -14,14 +14,15 @@ posterior (randomised least squares). Differences from the paper's code:
   uses its own warm-up rewards (``y_loc`` and ``y_scale`` are ``(R,)``), so
   nothing learned is shared between the replications of a batch.
 * one persistent Adam state per member (the paper re-created its optimiser
-  every round): one ``torch.optim.Adam`` (fused) over the stacked weights.
-  Adam is element-wise, so this is exactly M (x R) independent optimisers.
+  every round), element-wise, so exactly M (x R) independent optimisers.
 * context is an input (the paper ignored it).
 
-All members of all replications train and predict in single batched tensor
-products (``bmm`` over a leading (replication, member) grid, in float32),
-never a Python loop over members, on the CPU or on a GPU (``device=``).
-Needs the ``torch`` extra.
+All members of all replications train and predict in one call per round, in
+float32, never a Python loop over members: on the CPU through compiled kernels
+(:mod:`agents.mlp_kernels`, numba: a net's weights stay in cache while its
+minibatch streams through, gradient and Adam step fused), on a GPU
+(``device="cuda"``) through batched torch products and torch's fused Adam.
+The two agree to float32 rounding (tests/test_ensemble.py).
 
 Decision: pick one member uniformly per replication; score each action by the
 member's mean output over Monte-Carlo draws of Z for (a, x): from the offline
@@ -44,9 +45,152 @@ from agents.state import State, prefixed, unprefixed
 from gambit_gym.extras import require
 from gambit_gym.validation import check_float, check_int
 
+_GROUPS = ("weights", "adam_m", "adam_v")  # the nets' arrays: weights and Adam's two moments
+_PARAMS = ("w1", "b1", "w2", "b2")
+_ADAM = {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8}  # torch.optim.Adam's defaults
 
-def _torch():
-    return require("torch", "torch", "EnsembleGAMBITTS")
+
+class _CompiledNets:
+    """The (R, M) grid of nets on the CPU: float32 numpy arrays and :mod:`agents.mlp_kernels`."""
+
+    def __init__(self, weights: dict[str, np.ndarray]) -> None:
+        require("numba", "torch", "EnsembleGAMBITTS on the CPU")
+        from agents import mlp_kernels
+
+        self._kernels = mlp_kernels
+        self.weights = weights
+        self.adam_m = {k: np.zeros_like(v) for k, v in weights.items()}
+        self.adam_v = {k: np.zeros_like(v) for k, v in weights.items()}
+
+    def outputs(self, z: np.ndarray, x: np.ndarray, members: np.ndarray) -> np.ndarray:
+        """Member ``members[r]``'s outputs on ``[z[r, i], x[r]]``: ``z (R, N, d)``, ``x (R, F)`` -> ``(R, N)``."""
+        out = np.empty(z.shape[:2], dtype=np.float32)
+        self._kernels.member_outputs(np.ascontiguousarray(z, dtype=np.float32),
+                                     np.ascontiguousarray(x, dtype=np.float32),
+                                     np.ascontiguousarray(members, dtype=np.int64),
+                                     *(self.weights[k] for k in _PARAMS), out)
+        return out
+
+    def train(self, buffer: tuple[np.ndarray, np.ndarray, np.ndarray], idx: np.ndarray, sigma: np.ndarray,
+              loc: np.ndarray, scale: np.ndarray, lr: float, weight_decay: float, step: int) -> None:
+        """One Adam step (number ``step``) of every net on its minibatch (see ``mlp_kernels.train_step``)."""
+        self._kernels.train_step(*buffer, idx, sigma, loc, scale,
+                                 *(getattr(self, g)[k] for g in _GROUPS for k in _PARAMS),
+                                 lr, weight_decay, step, _ADAM["beta1"], _ADAM["beta2"], _ADAM["eps"])
+
+    def arrays(self, group: str) -> dict[str, np.ndarray]:
+        return {k: v.copy() for k, v in getattr(self, group).items()}
+
+    def load(self, groups: dict[str, dict[str, np.ndarray]], step: int) -> None:
+        for group, arrays in groups.items():
+            setattr(self, group, {k: np.array(v, dtype=np.float32, order="C") for k, v in arrays.items()})
+
+
+class _TorchNets:
+    """The (R, M) grid of nets as torch tensors on ``device`` (a GPU): batched products over the grid,
+    a hand-written backward pass and one fused ``torch.optim.Adam`` over the stacked weights."""
+
+    def __init__(self, weights: dict[str, np.ndarray], device: Any) -> None:
+        self._torch = torch = require("torch", "torch", "EnsembleGAMBITTS on a GPU")
+        self.device = device
+        self.weights = {k: torch.from_numpy(v).to(device) for k, v in weights.items()}
+        self.adam_m = {k: torch.zeros_like(v) for k, v in self.weights.items()}
+        self.adam_v = {k: torch.zeros_like(v) for k, v in self.weights.items()}
+        self._make_optimiser(0)
+
+    def outputs(self, z: np.ndarray, x: np.ndarray, members: np.ndarray) -> np.ndarray:
+        """As :meth:`_CompiledNets.outputs`."""
+        torch = self._torch
+        tensors = [torch.from_numpy(np.ascontiguousarray(a, dtype=t)).to(self.device)
+                   for a, t in ((z, np.float32), (x, np.float32), (members, np.int64))]
+        with torch.no_grad():
+            return self.forward(*tensors).cpu().numpy()
+
+    def forward(self, z, x, members=None):
+        """Outputs of all members (``z (R, M, n, d) -> (R, M, n)``) or of one member per row
+        (``members (R,)``, ``z (R, n, d) -> (R, n)``) on ``[z, x]``, ``x (R, F)`` each row's context: its
+        part of the first layer is one vector per net, so the n inputs pay only for their d coordinates."""
+        torch = self._torch
+        w = self.weights
+        R, M, D = w["w1"].shape[:3]
+        d = z.shape[-1]
+        if members is None:
+            w1, b1, w2, b2 = (w[k].reshape((R * M,) + w[k].shape[2:]) for k in _PARAMS)
+            z = z.reshape((R * M,) + z.shape[2:])
+            x = x.repeat_interleave(M, dim=0)
+        else:
+            rows = torch.arange(R, device=self.device)
+            w1, b1, w2, b2 = (w[k][rows, members] for k in _PARAMS)
+        bias = torch.baddbmm(b1[:, None, :], x[:, None, :], w1[:, d:, :]) if D > d else b1[:, None, :]
+        h = torch.baddbmm(bias, z, w1[:, :d, :]).relu_()
+        out = torch.baddbmm(b2[:, None, None], h, w2[:, :, None])
+        return out.reshape((R, z.shape[1]) if members is not None else (R, M, z.shape[1]))
+
+    def gradients(self, x, target, weight_decay: float) -> dict[str, Any]:
+        """Exact gradients of ``sum_{r,m} mean_b (f_rm(x_rmb) - target_rmb)^2 + wd * (|W1|^2 + |w2|^2)``,
+        written out (a one-hidden-layer ReLU net has a three-line backward pass); ``x (R, M, B, D)``,
+        ``target (R, M, B)``; all nets in one ``bmm``."""
+        torch = self._torch
+        R, M, B, D = x.shape
+        w = self.weights
+        H = w["b1"].shape[-1]
+        w1, b1 = w["w1"].view(R * M, D, H), w["b1"].view(R * M, 1, H)
+        w2, b2 = w["w2"].view(R * M, H, 1), w["b2"].view(R * M, 1, 1)
+        x, target = x.view(R * M, B, D), target.view(R * M, B, 1)
+        h = torch.baddbmm(b1, x, w1).relu_()  # (R M, B, H)
+        g_out = (torch.baddbmm(b2, h, w2) - target).mul_(2.0 / B)  # dLoss/dprediction
+        # dLoss/dh masked by the ReLU: an outer product (a broadcast multiply) and ReLU's own backward kernel
+        g_h = torch.ops.aten.threshold_backward(g_out * w2.transpose(1, 2), h, 0.0)
+        grads = {"w1": torch.bmm(x.transpose(1, 2), g_h), "b1": g_h.sum(dim=1, keepdim=True),
+                 "w2": torch.bmm(h.transpose(1, 2), g_out), "b2": g_out.sum(dim=1, keepdim=True)}
+        grads = {k: g.reshape(w[k].shape) for k, g in grads.items()}
+        if weight_decay:
+            grads["w1"].add_(w["w1"], alpha=2 * weight_decay)
+            grads["w2"].add_(w["w2"], alpha=2 * weight_decay)
+        return grads
+
+    def train(self, buffer: tuple[np.ndarray, np.ndarray, np.ndarray], idx: np.ndarray, sigma: np.ndarray,
+              loc: np.ndarray, scale: np.ndarray, lr: float, weight_decay: float, step: int) -> None:
+        """As :meth:`_CompiledNets.train`: the minibatches gathered here, then one fused Adam step."""
+        torch = self._torch
+        buf_x, buf_y, buf_eps = buffer
+        R, M, _ = idx.shape
+        rows = np.arange(R)[:, None, None]
+        x = torch.from_numpy(buf_x[rows, idx]).to(self.device)  # (R, M, B, D)
+        y, eps = buf_y[rows, idx], buf_eps[rows, idx, np.arange(M)[None, :, None]]
+        target = ((y + sigma[:, None, None] * eps - loc[:, None, None]) / scale[:, None, None]).astype(np.float32)
+        grads = self.gradients(x, torch.from_numpy(target).to(self.device), weight_decay)
+        for g in self._optimiser.param_groups:
+            g["lr"] = lr
+        for k, w in self.weights.items():
+            w.grad = grads[k]
+        self._optimiser.step()
+        for w in self.weights.values():
+            w.grad = None
+
+    def _make_optimiser(self, step: int) -> None:
+        """One fused ``torch.optim.Adam`` over the stacked weights whose state is ``adam_m``, ``adam_v``."""
+        torch = self._torch
+        params = list(self.weights.values())
+        betas = (_ADAM["beta1"], _ADAM["beta2"])
+        try:
+            optimiser = torch.optim.Adam(params, betas=betas, eps=_ADAM["eps"], fused=True)
+        except (RuntimeError, TypeError):  # no fused Adam for this device in this torch
+            optimiser = torch.optim.Adam(params, betas=betas, eps=_ADAM["eps"], foreach=True)
+        for k, w in self.weights.items():
+            optimiser.state[w] = {"step": torch.tensor(float(step), dtype=torch.float32, device=self.device),
+                                  "exp_avg": self.adam_m[k], "exp_avg_sq": self.adam_v[k]}
+        self._optimiser = optimiser
+
+    def arrays(self, group: str) -> dict[str, np.ndarray]:
+        return {k: v.detach().cpu().numpy().copy() for k, v in getattr(self, group).items()}
+
+    def load(self, groups: dict[str, dict[str, np.ndarray]], step: int) -> None:
+        torch = self._torch
+        for group, arrays in groups.items():
+            setattr(self, group, {k: torch.from_numpy(np.array(v, dtype=np.float32)).to(self.device)
+                                  for k, v in arrays.items()})
+        self._make_optimiser(step)
 
 
 class EnsembleGAMBITTS(BatchedAgent):
@@ -69,8 +213,8 @@ class EnsembleGAMBITTS(BatchedAgent):
             many bank draws per action (None: the whole bank). Keeps the cost of acting
             flat when the simulation budget ``n_offline`` is large.
         use_context: feed the context one-hot to the nets (True).
-        device: where the nets train and predict: ``"cpu"`` (default), ``"cuda"``, ``"cuda:1"``, ...
-            (anything ``torch.device`` takes that this machine has). Everything else stays in numpy.
+        device: where the nets train and predict: ``"cpu"`` (default: compiled kernels, needs numba),
+            ``"cuda"``, ``"cuda:1"``, ... (torch on that GPU). Everything else stays in numpy.
 
     Example:
         >>> import gymnasium as gym, gambit_gym
@@ -126,24 +270,29 @@ class EnsembleGAMBITTS(BatchedAgent):
         if self.n_score is not None and not self.simulation:
             raise ValueError("n_score: applies to the po form (simulation=True) only; the fo form draws n_mc")
         self._simulator = simulator
-        self._torch = _torch()
         self.device = self._check_device(device)
         super().__init__(n_actions, obs_dim, **base)
         if self.simulation:
             self.bank = self._offline_bank()
 
-    def _check_device(self, device: str | None) -> Any:
-        torch = self._torch
+    @staticmethod
+    def _check_device(device: Any) -> Any:
+        """``None`` (the CPU) or a ``torch.device`` of a GPU this machine has."""
+        if device is None or device == "cpu":
+            return None
+        torch = require("torch", "torch", f"EnsembleGAMBITTS(device={device!r})")
         try:
-            dev = torch.device("cpu" if device is None else device)
+            dev = torch.device(device)
         except (RuntimeError, TypeError):
-            raise ValueError(f"device: must be a torch device such as 'cpu' or 'cuda', got {device!r}") from None
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"device: {device!r} asked for, but torch sees no CUDA GPU here (use 'cpu')")
-        if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ValueError(f"device: {device!r} asked for, but torch sees {torch.cuda.device_count()} GPU(s)")
-        if dev.type not in ("cpu", "cuda"):
+            raise ValueError(f"device: must be 'cpu' or a CUDA device such as 'cuda', got {device!r}") from None
+        if dev.type == "cpu":
+            return None
+        if dev.type != "cuda":
             raise ValueError(f"device: must be 'cpu' or a CUDA device, got {device!r}")
+        if not torch.cuda.is_available():
+            raise ValueError(f"device: {device!r} asked for, but torch sees no CUDA GPU here (use 'cpu')")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device: {device!r} asked for, but torch sees {torch.cuda.device_count()} GPU(s)")
         return dev
 
     # -- state ---------------------------------------------------------------------------
@@ -152,20 +301,16 @@ class EnsembleGAMBITTS(BatchedAgent):
         return self.embedding_dim + (self.obs_dim if self.use_context else 0)
 
     def _init_state(self) -> None:
-        torch = self._torch
         R, M, D, H = self.n_rows, self.n_members, self.input_dim, self.hidden
-        g = torch.Generator().manual_seed(int(self.rng.integers(2**62)))
-        self.weights = {
-            "w1": torch.randn(R, M, D, H, generator=g, dtype=torch.float32) * np.sqrt(2.0 / D),
-            "b1": torch.zeros(R, M, H, dtype=torch.float32),
-            "w2": torch.randn(R, M, H, generator=g, dtype=torch.float32) * np.sqrt(1.0 / H),
-            "b2": torch.zeros(R, M, dtype=torch.float32),
+        g = np.random.default_rng(int(self.rng.integers(2**62)))  # drawn on the CPU: the same nets on any device
+        weights = {
+            "w1": g.standard_normal((R, M, D, H), dtype=np.float32) * np.float32(np.sqrt(2.0 / D)),
+            "b1": np.zeros((R, M, H), dtype=np.float32),
+            "w2": g.standard_normal((R, M, H), dtype=np.float32) * np.float32(np.sqrt(1.0 / H)),
+            "b2": np.zeros((R, M), dtype=np.float32),
         }
-        self.weights = {k: v.to(self.device) for k, v in self.weights.items()}  # drawn on the CPU: same nets anywhere
-        self.adam_m = {k: torch.zeros_like(v) for k, v in self.weights.items()}
-        self.adam_v = {k: torch.zeros_like(v) for k, v in self.weights.items()}
+        self.nets = _CompiledNets(weights) if self.device is None else _TorchNets(weights, self.device)
         self.adam_step = 0
-        self._make_optimiser()
         self.buf_x = np.zeros((R, self.buffer_size, D), dtype=np.float32)
         self.buf_y = np.zeros((R, self.buffer_size))
         self.buf_eps = np.zeros((R, self.buffer_size, M))
@@ -186,13 +331,16 @@ class EnsembleGAMBITTS(BatchedAgent):
             bank[:, c, a] = draws
         return bank
 
-    #: the torch tensors of the state: the members' weights and their Adam moments
-    _TENSOR_GROUPS = ("weights", "adam_m", "adam_v")
+    @property
+    def weights(self) -> dict[str, Any]:
+        """The nets' weights ``w1 (R, M, D, H)``, ``b1 (R, M, H)``, ``w2 (R, M, H)``, ``b2 (R, M)``:
+        float32 numpy arrays on the CPU, torch tensors on a GPU."""
+        return self.nets.weights
 
     def _state(self) -> State:
         state: State = {}
-        for group in self._TENSOR_GROUPS:
-            state.update(prefixed(group, {k: v.detach().cpu().numpy().copy() for k, v in getattr(self, group).items()}))
+        for group in _GROUPS:
+            state.update(prefixed(group, self.nets.arrays(group)))
         state.update({
             "adam_step": self.adam_step,
             "buffer.x": self.buf_x.copy(),
@@ -210,11 +358,8 @@ class EnsembleGAMBITTS(BatchedAgent):
         return state
 
     def _load_state(self, state: State) -> None:
-        torch = self._torch
-        for group in self._TENSOR_GROUPS:
-            setattr(self, group, {k: torch.from_numpy(v).to(self.device) for k, v in unprefixed(group, state).items()})
         self.adam_step = state["adam_step"]
-        self._make_optimiser()
+        self.nets.load({group: unprefixed(group, state) for group in _GROUPS}, self.adam_step)
         self.buf_x, self.buf_y, self.buf_eps = state["buffer.x"], state["buffer.y"], state["buffer.eps"]
         self.n_seen, self.y_loc, self.y_scale = state["n_seen"], state["y_loc"], state["y_scale"]
         self.noise_model.posterior.load_state(unprefixed("noise", state))
@@ -223,112 +368,15 @@ class EnsembleGAMBITTS(BatchedAgent):
         else:
             self.treatment.load_state(unprefixed("treatment", state))
 
-    # -- the networks --------------------------------------------------------------------
-    def _forward(self, x, members=None):
-        """Outputs of all members ``x (R, M, n, D) -> (R, M, n)``, or of one member per row
-        (``members (R,)``, ``x (R, n, D) -> (R, n)``), in cache-sized chunks of nets."""
-        torch = self._torch
-        w = self.weights
-        if members is None:
-            R, M = self.n_rows, self.n_members
-            w1, b1, w2, b2 = (w[k].reshape((R * M,) + w[k].shape[2:]) for k in ("w1", "b1", "w2", "b2"))
-            x = x.reshape((R * M,) + x.shape[2:])
-        else:
-            rows = torch.arange(self.n_rows, device=self.device)
-            w1, b1, w2, b2 = (w[k][rows, members] for k in ("w1", "b1", "w2", "b2"))
-        n_nets, n = x.shape[0], x.shape[1]
-        out = torch.empty(n_nets, n, 1, dtype=torch.float32, device=self.device)
-        step = self._chunk(n)
-        for s in range(0, n_nets, step):
-            c = slice(s, s + step)
-            h = torch.baddbmm(b1[c, None, :], x[c], w1[c]).relu_()
-            torch.baddbmm(b2[c, None, None], h, w2[c, :, None], out=out[c])
-        return out.reshape(x.shape[:2] if members is not None else (self.n_rows, self.n_members, n))
-
-    def _gradients(self, x, target) -> dict[str, Any]:
-        """Exact gradients of ``sum_{r,m} mean_b (f_rm(x_rmb) - target_rmb)^2 + wd * |w|^2``.
-
-        Written out by hand (a one-hidden-layer ReLU net has a three-line backward pass):
-        autograd kept every intermediate of all (R x M) nets alive at once, and the
-        activations of one round (R x M x B x H floats) overflow the CPU caches, so the
-        (replication, member) grid is processed in chunks of nets that fit in cache.
-        ``x (R, M, B, D)``, ``target (R, M, B)``; all members of a chunk in one ``bmm``.
-        """
-        torch = self._torch
-        R, M, B, D = x.shape
-        H = self.hidden
-        w = self.weights
-        w1, b1 = w["w1"].view(R * M, D, H), w["b1"].view(R * M, 1, H)
-        w2, b2 = w["w2"].view(R * M, H, 1), w["b2"].view(R * M, 1, 1)
-        x, target = x.view(R * M, B, D), target.view(R * M, B, 1)
-        grads = {k: torch.empty_like(v) for k, v in w.items()}
-        g1, gb1 = grads["w1"].view(R * M, D, H), grads["b1"].view(R * M, 1, H)
-        g2, gb2 = grads["w2"].view(R * M, H, 1), grads["b2"].view(R * M, 1, 1)
-        step = self._chunk(B)
-        for s in range(0, R * M, step):
-            c = slice(s, s + step)
-            h = torch.baddbmm(b1[c], x[c], w1[c]).relu_()  # (n, B, H)
-            g_out = (torch.baddbmm(b2[c], h, w2[c]) - target[c]).mul_(2.0 / B)  # dLoss/dprediction
-            torch.bmm(h.transpose(1, 2), g_out, out=g2[c])
-            torch.sum(g_out, dim=1, keepdim=True, out=gb2[c])
-            # dLoss/dh masked by the ReLU: an outer product (a broadcast multiply, not a K = 1 bmm) and
-            # ReLU's own backward kernel (one pass, where multiplying by the mask h > 0 took two)
-            g_h = torch.ops.aten.threshold_backward(g_out * w2[c].transpose(1, 2), h, 0.0)
-            torch.bmm(x[c].transpose(1, 2), g_h, out=g1[c])
-            torch.sum(g_h, dim=1, keepdim=True, out=gb1[c])
-        if self.weight_decay:
-            grads["w1"].add_(w["w1"], alpha=2 * self.weight_decay)
-            grads["w2"].add_(w["w2"], alpha=2 * self.weight_decay)
-        return grads
-
-    #: hidden activations per chunk in ``_gradients`` (~1.3 MB of float32: fits in L2)
-    _chunk_floats = 320_000
-
-    def _chunk(self, n: int) -> int:
-        """Nets per chunk for ``n`` inputs each: cache-sized on the CPU, all at once on a GPU."""
-        if self.device.type != "cpu":
-            return self.n_rows * self.n_members
-        return max(1, self._chunk_floats // (n * self.hidden))
-
     def _train_step(self) -> None:
-        torch = self._torch
         size = min(self.n_seen, self.buffer_size)
         R, M, B = self.n_rows, self.n_members, min(self.batch_size, size)
         idx = self.rng.integers(size, size=(R, M, B))
-        rows = np.arange(R)[:, None, None]
-        x = torch.from_numpy(self.buf_x[rows, idx]).to(self.device)  # (R, M, B, D) float32: half float64's cost
-        y = self.buf_y[rows, idx]
-        eps = self.buf_eps[rows, idx, np.arange(M)[None, :, None]]
         a_n, b_n = self.noise_model.posterior.noise_params()
-        sigma = np.sqrt(b_n / np.maximum(a_n - 1.0, 1e-9))[:, None, None]  # posterior mean of v, per row
-        loc, scale = self.y_loc[:, None, None], self.y_scale[:, None, None]
-        target = torch.from_numpy(((y + sigma * eps - loc) / scale).astype(np.float32)).to(self.device)
-        self._adam_step(self._gradients(x, target))
-
-    def _make_optimiser(self) -> None:
-        """One ``torch.optim.Adam`` (beta = 0.9, 0.999; eps = 1e-8) over the stacked weights, its state
-        the explicit tensors ``adam_m``, ``adam_v`` and the count ``adam_step`` (so saving and loading see
-        them). Fused (one vectorised pass, about 5x the hand-written step) where torch has it."""
-        torch = self._torch
-        params = list(self.weights.values())
-        try:
-            optimiser = torch.optim.Adam(params, lr=self.lr, betas=(0.9, 0.999), eps=1e-8, fused=True)
-        except (RuntimeError, TypeError):  # no fused Adam for this device in this torch
-            optimiser = torch.optim.Adam(params, lr=self.lr, betas=(0.9, 0.999), eps=1e-8, foreach=True)
-        for k, w in self.weights.items():
-            optimiser.state[w] = {"step": torch.tensor(float(self.adam_step), dtype=torch.float32, device=self.device),
-                                  "exp_avg": self.adam_m[k], "exp_avg_sq": self.adam_v[k]}
-        self._optimiser = optimiser
-
-    def _adam_step(self, grads: dict[str, Any]) -> None:
-        """One Adam step (bias-corrected) with these gradients; state kept across rounds. Element-wise,
-        so it is M x R independent optimisers."""
+        sigma = np.sqrt(b_n / np.maximum(a_n - 1.0, 1e-9))  # posterior mean of v, per row
         self.adam_step += 1
-        for k, w in self.weights.items():
-            w.grad = grads[k]
-        self._optimiser.step()
-        for w in self.weights.values():
-            w.grad = None
+        self.nets.train((self.buf_x, self.buf_y, self.buf_eps), idx, sigma, self.y_loc, self.y_scale,
+                        self.lr, self.weight_decay, self.adam_step)
 
     # -- the protocol hooks --------------------------------------------------------------
     def _inputs(self, z: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -340,13 +388,14 @@ class EnsembleGAMBITTS(BatchedAgent):
         return np.concatenate([z, xb], axis=-1)
 
     def _treatment_draws(self, ctx: np.ndarray) -> np.ndarray:
-        """Monte-Carlo draws of Z for every action in each row's context: ``(R, K, n, d)``."""
+        """Monte-Carlo draws of Z for every action in each row's context: ``(R, K, n, d)`` (the bank's float32
+        for the po form: the nets compute in float32)."""
         if self.simulation:
             if self.n_score is None or self.n_score >= self.n_offline:
-                return self.bank[self._rows, ctx].astype(np.float64)
+                return self.bank[self._rows, ctx]
             draws = self.rng.choice(self.n_offline, size=self.n_score, replace=False)
             actions = np.arange(self.n_actions)[None, :, None]
-            return self.bank[self._rows[:, None, None], ctx[:, None, None], actions, draws].astype(np.float64)
+            return self.bank[self._rows[:, None, None], ctx[:, None, None], actions, draws]
         cells = self._action_cells(ctx)
         rows = self._rows[:, None]
         mean = self.treatment.sample_mean(self.rng, rows, cells)  # a posterior draw of each cell's mean
@@ -357,14 +406,12 @@ class EnsembleGAMBITTS(BatchedAgent):
     def _act(self, ctx, x):
         if self.n_seen < self.warmup:
             return self.rng.integers(self.n_actions, size=self.n_rows)
-        torch = self._torch
         z = self._treatment_draws(ctx)  # (R, K, n, d)
-        R, K, n, _ = z.shape
-        inputs = torch.from_numpy(self._inputs(z, x).reshape(R, K * n, -1).astype(np.float32)).to(self.device)
-        members = torch.from_numpy(self.rng.integers(self.n_members, size=R)).to(self.device)
-        with torch.no_grad():
-            out = self._forward(inputs, members).reshape(R, K, n).mean(dim=2)
-        return out.cpu().numpy().argmax(axis=1)
+        R, K, n, d = z.shape
+        members = self.rng.integers(self.n_members, size=R)
+        context = x if self.use_context else x[:, :0]
+        out = self.nets.outputs(z.reshape(R, K * n, d), context, members)
+        return out.reshape(R, K, n).mean(axis=2).argmax(axis=1)
 
     def _update(self, ctx, x, a, y, z):
         pos = self.n_seen % self.buffer_size

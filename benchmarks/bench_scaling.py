@@ -66,14 +66,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--replications", type=int, default=1, help="replications stepped together (1)")
     parser.add_argument("--seconds", type=float, default=0.3, help="timed seconds per cell (0.3)")
     parser.add_argument("--agents", nargs="*", default=list(AGENTS), help="agents to time (all)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads for the ensemble (1: one core)")
     args = parser.parse_args(argv)
     try:
-        import torch
+        import numba  # noqa: F401  (the ensemble's CPU kernels)
     except ImportError:
         args.agents = [a for a in args.agents if not a.startswith("ensemble")]
-    else:
-        torch.set_num_threads(args.threads)
     print(f"per-round cost in ms (act + update, {args.replications} replication(s), step excluded)")
     cols = [(k, d) for d in DS for k in KS]
     print("| agent | " + " | ".join(f"K={k} d={d}" for k, d in cols) + " | growth in K (50 -> 200, d=20) |")

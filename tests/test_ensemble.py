@@ -37,11 +37,9 @@ def test_members_train_in_one_batched_pass_and_learn_the_reward():
     ctx = np.zeros(4, dtype=int)
     x = venv.contexts.features[ctx].astype(float)
     z = agent._treatment_draws(ctx)
-    R, K, n, _ = z.shape
-    inputs = torch.from_numpy(agent._inputs(z, x).reshape(R, K * n, -1).astype(np.float32))
-    with torch.no_grad():
-        out = agent._forward(inputs[:, None].expand(R, 8, K * n, inputs.shape[-1])).reshape(R, 8, K, n)
-    pred = out.mean(dim=(1, 3)).numpy()
+    R, K, n, d = z.shape
+    out = np.stack([agent.nets.outputs(z.reshape(R, K * n, d), x, np.full(R, m)) for m in range(8)], axis=1)
+    pred = out.reshape(R, 8, K, n).mean(axis=(1, 3))
     truth = venv.scenario.expected_reward[0]
     assert (pred.argmax(axis=1) == truth.argmax()).mean() >= 0.75
 
@@ -76,39 +74,83 @@ def test_robust_where_the_papers_ensemble_was_not():
     assert lin["EnsembleGAMBITTS"]["mean"] <= 5 * lin["poGAMBITTS"]["mean"]
 
 
-def test_hand_written_gradients_equal_autograd():
-    """The hand-written backward pass (chunked over nets) equals torch.autograd on the same loss."""
-    venv = GeneratorMediatedVectorEnv(num_envs=3)
-    agent = EnsembleGAMBITTS.from_env(venv, seed=1, n_members=4, weight_decay=1e-3)
-    agent._chunk_floats = 5 * 64 * 7  # several chunks, the last one partial
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(3, 4, 5, agent.input_dim, generator=g)
-    target = torch.randn(3, 4, 5, generator=g)
-    grads = agent._gradients(x, target)
-    leaves = {k: v.clone().requires_grad_(True) for k, v in agent.weights.items()}
-    h = torch.relu(torch.einsum("rmbd,rmdh->rmbh", x, leaves["w1"]) + leaves["b1"][:, :, None])
-    pred = torch.einsum("rmbh,rmh->rmb", h, leaves["w2"]) + leaves["b2"][:, :, None]
-    loss = ((pred - target) ** 2).mean(dim=2).sum() + 1e-3 * ((leaves["w1"] ** 2).sum() + (leaves["w2"] ** 2).sum())
-    expected = torch.autograd.grad(loss, list(leaves.values()))
-    for (name, got), want in zip(grads.items(), expected):
-        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6, msg=name)
+def _minibatch(R, M, D, size=12, B=5, seed=0):
+    """A replay buffer of ``size`` slots per row (inputs with zeros, as context one-hots have) and a
+    minibatch of B slots per net: what ``train`` takes."""
+    rng = np.random.default_rng(seed)
+    buf_x = rng.standard_normal((R, size, D)).astype(np.float32)
+    buf_x[:, :, 3:] *= rng.random((R, size, D - 3)) < 0.3  # mostly zeros past the embedding
+    buffer = (buf_x, rng.normal(80, 5, (R, size)), rng.standard_normal((R, size, M)))
+    idx = rng.integers(size, size=(R, M, B))
+    sigma, loc, scale = rng.uniform(0.5, 2, R), rng.normal(80, 1, R), rng.uniform(1, 3, R)
+    return buffer, idx, sigma, loc, scale
 
 
-def test_adam_state_persists_and_matches_torch_adam():
-    """Three steps of the stacked Adam equal torch.optim.Adam on the same gradients (state carried over)."""
-    venv = GeneratorMediatedVectorEnv(num_envs=2)
-    agent = EnsembleGAMBITTS.from_env(venv, seed=3, n_members=3, lr=0.01)
-    reference = {k: v.clone().requires_grad_(True) for k, v in agent.weights.items()}
-    optimiser = torch.optim.Adam(list(reference.values()), lr=0.01, betas=(0.9, 0.999), eps=1e-8)
-    g = torch.Generator().manual_seed(1)
-    for _ in range(3):
-        grads = {k: torch.randn(v.shape, generator=g) for k, v in agent.weights.items()}
-        agent._adam_step(grads)
-        for k, p in reference.items():
-            p.grad = grads[k].clone()
+def _autograd_adam_steps(weights, batches, lr, weight_decay):
+    """torch.autograd + torch.optim.Adam on the ensemble's loss: the reference for both implementations."""
+    leaves = {k: torch.from_numpy(v.copy()).requires_grad_(True) for k, v in weights.items()}
+    optimiser = torch.optim.Adam(list(leaves.values()), lr=lr, betas=(0.9, 0.999), eps=1e-8)
+    for buffer, idx, sigma, loc, scale in batches:
+        buf_x, buf_y, buf_eps = buffer
+        R, M, _ = idx.shape
+        rows = np.arange(R)[:, None, None]
+        x = torch.from_numpy(buf_x[rows, idx])
+        eps = buf_eps[rows, idx, np.arange(M)[None, :, None]]
+        target = torch.from_numpy(((buf_y[rows, idx] + sigma[:, None, None] * eps - loc[:, None, None])
+                                   / scale[:, None, None]).astype(np.float32))
+        h = torch.relu(torch.einsum("rmbd,rmdh->rmbh", x, leaves["w1"]) + leaves["b1"][:, :, None])
+        pred = torch.einsum("rmbh,rmh->rmb", h, leaves["w2"]) + leaves["b2"][:, :, None]
+        loss = (((pred - target) ** 2).mean(dim=2).sum()
+                + weight_decay * ((leaves["w1"] ** 2).sum() + (leaves["w2"] ** 2).sum()))
+        optimiser.zero_grad()
+        loss.backward()
         optimiser.step()
-    for k, p in reference.items():
-        torch.testing.assert_close(agent.weights[k], p.detach(), rtol=1e-5, atol=1e-6, msg=k)
+    return {k: v.detach().numpy() for k, v in leaves.items()}
+
+
+@pytest.mark.parametrize("nets", ["compiled", "torch"])
+def test_training_steps_equal_autograd_with_torch_adam(nets):
+    """Three training steps (written-out gradient, weight decay, Adam with its state carried over) equal
+    torch.autograd + torch.optim.Adam on the same loss, for the compiled CPU kernels and for the torch
+    implementation that runs on a GPU (here on the CPU)."""
+    from agents.ensemble import _CompiledNets, _TorchNets
+
+    venv = GeneratorMediatedVectorEnv(num_envs=3)
+    agent = EnsembleGAMBITTS.from_env(venv, seed=1, n_members=4, hidden=16)
+    weights = {k: v.copy() for k, v in agent.weights.items()}
+    grid = _CompiledNets(weights) if nets == "compiled" else _TorchNets(weights, torch.device("cpu"))
+    batches = [_minibatch(3, 4, agent.input_dim, seed=s) for s in range(3)]
+    for step, batch in enumerate(batches, start=1):
+        grid.train(*batch, lr=0.01, weight_decay=1e-3, step=step)
+    want = _autograd_adam_steps(agent.weights, batches, lr=0.01, weight_decay=1e-3)
+    got = grid.arrays("weights")
+    for k in want:
+        np.testing.assert_allclose(got[k], want[k], rtol=1e-4, atol=1e-5, err_msg=k)
+        assert not np.allclose(got[k], agent.weights[k])  # every array did move
+
+
+def test_compiled_and_torch_nets_predict_alike_and_skip_zero_inputs_exactly():
+    """Both implementations give each row's chosen member's output f([z, x]) to float32 rounding; with
+    no context (F = 0) the first layer sees z alone."""
+    from agents.ensemble import _CompiledNets, _TorchNets
+
+    agent = EnsembleGAMBITTS.from_env(GeneratorMediatedVectorEnv(num_envs=3), seed=2, n_members=4)
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((3, 50, 3)).astype(np.float32)
+    x = agent.contexts.features[[0, 5, 11]].astype(np.float64)
+    members = np.array([3, 0, 2])
+    compiled = _CompiledNets({k: v.copy() for k, v in agent.weights.items()}).outputs(z, x, members)
+    reference = _TorchNets(agent.weights, torch.device("cpu")).outputs(z, x, members)
+    w = {k: v[np.arange(3), members].astype(np.float64) for k, v in agent.weights.items()}
+    u = np.concatenate([z, np.broadcast_to(x[:, None], (3, 50, x.shape[1]))], axis=2)
+    exact = np.einsum("rnh,rh->rn", np.maximum(np.einsum("rnd,rdh->rnh", u, w["w1"]) + w["b1"][:, None], 0),
+                      w["w2"]) + w["b2"][:, None]
+    np.testing.assert_allclose(compiled, exact, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(reference, exact, rtol=1e-5, atol=1e-5)
+    no_context = EnsembleGAMBITTS.from_env(GeneratorMediatedVectorEnv(num_envs=3), seed=2, n_members=4,
+                                           use_context=False)
+    assert no_context.weights["w1"].shape[2] == 3
+    assert no_context.nets.outputs(z, x[:, :0], members).shape == (3, 50)
 
 
 def test_each_replication_standardises_its_targets_with_its_own_warm_up_rewards():
@@ -137,16 +179,15 @@ def test_each_replication_standardises_its_targets_with_its_own_warm_up_rewards(
 
 
 def test_adam_state_is_the_explicit_arrays_and_resumes_exactly():
-    """The optimiser's moments are ``adam_m`` / ``adam_v`` themselves, and an agent rebuilt from a
-    mid-run state continues bit for bit like the one that kept running (Adam moments and step included)."""
+    """The Adam moments are the arrays ``adam_m`` / ``adam_v`` of the state, with the step count, and an
+    agent rebuilt from a mid-run state continues bit for bit like the one that kept running."""
     venv = GeneratorMediatedVectorEnv(num_envs=2)
     agent = EnsembleGAMBITTS.from_env(venv, seed=1, n_members=3, warmup=10)
     play(agent, venv, 0, 15)
-    for k, w in agent.weights.items():
-        state = agent._optimiser.state[w]
-        assert state["exp_avg"] is agent.adam_m[k] and state["exp_avg_sq"] is agent.adam_v[k]
-        assert float(state["step"]) == agent.adam_step == 15 - 10 + 1
-    assert all(agent.adam_v[k].abs().sum() > 0 for k in agent.weights)
+    assert agent.adam_step == 15 - 10 + 1
+    state = agent.state_dict()["state"]
+    for k in agent.weights:
+        assert np.array_equal(state[f"adam_v.{k}"], agent.nets.adam_v[k]) and np.abs(state[f"adam_v.{k}"]).sum() > 0
     saved = agent.state_dict()
     clone = EnsembleGAMBITTS.from_env(venv, seed=99, n_members=3, warmup=10)
     clone.load_state_dict(saved)
@@ -154,7 +195,8 @@ def test_adam_state_is_the_explicit_arrays_and_resumes_exactly():
     resumed = play(clone, GeneratorMediatedVectorEnv(num_envs=2), 5, 10)
     assert np.array_equal(continued, resumed)
     for k in agent.weights:
-        assert torch.equal(agent.weights[k], clone.weights[k]) and torch.equal(agent.adam_v[k], clone.adam_v[k])
+        assert np.array_equal(agent.weights[k], clone.weights[k])
+        assert np.array_equal(agent.nets.adam_v[k], clone.nets.adam_v[k])
 
 
 @pytest.mark.parametrize("device", ["tpu", "cuda:x", 3])
@@ -176,12 +218,15 @@ def test_trains_and_acts_on_a_gpu_and_its_state_moves_to_the_cpu():
     venv = GeneratorMediatedVectorEnv(num_envs=3)
     gpu = EnsembleGAMBITTS.from_env(venv, seed=2, n_members=4, warmup=10, device="cuda")
     cpu = EnsembleGAMBITTS.from_env(venv, seed=2, n_members=4, warmup=10)
-    assert all(torch.equal(gpu.weights[k].cpu(), cpu.weights[k]) for k in cpu.weights)
+    assert all(np.array_equal(gpu.weights[k].cpu().numpy(), cpu.weights[k]) for k in cpu.weights)
     actions = play(gpu, venv, 0, 40)
-    assert actions.shape == (40, 3) and gpu.weights["w1"].is_cuda and gpu.adam_m["w1"].is_cuda
+    assert actions.shape == (40, 3) and gpu.weights["w1"].is_cuda and gpu.nets.adam_m["w1"].is_cuda
     state = gpu.state_dict()
     assert all(isinstance(v, np.ndarray) for k, v in state["state"].items() if k.startswith(("weights", "adam")))
     cpu.load_state_dict(state)
-    x = torch.randn(3, 4, 25, cpu.input_dim)
-    with torch.no_grad():
-        torch.testing.assert_close(gpu._forward(x.to(gpu.device)).cpu(), cpu._forward(x), rtol=1e-4, atol=1e-4)
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((3, 25, 3)).astype(np.float32)
+    x = cpu.contexts.features[[1, 4, 9]]
+    members = np.array([0, 3, 1])
+    np.testing.assert_allclose(gpu.nets.outputs(z, x, members), cpu.nets.outputs(z, x, members),
+                               rtol=1e-4, atol=1e-4)
