@@ -160,6 +160,9 @@ class BatchedAgent(abc.ABC):
         self.n_rows = int(n_envs) if n_envs is not None else 1
         self._rows = np.arange(self.n_rows)
         self._actions = np.arange(self.n_actions)
+        # every context's action cells, (C, K): a row lookup per round instead of three numpy calls
+        n_tables = contexts.n_contexts if contexts is not None else 1
+        self._cells_by_context = self._cell(np.arange(n_tables, dtype=np.int64)[:, None], self._actions)
         # the shapes act and update accept (their fast paths compare against these)
         self._obs_shape = (self.n_rows, self.obs_dim) if self.batched else (self.obs_dim,)
         self._embedding_shape = None if embedding_dim is None else \
@@ -250,7 +253,7 @@ class BatchedAgent(abc.ABC):
 
     def _action_cells(self, ctx: np.ndarray) -> np.ndarray:
         """The cells of every action in each row's context: ``ctx (R,) -> (R, K)``."""
-        return self._cell(ctx[:, None], self._actions)
+        return self._cells_by_context.take(ctx, axis=0)  # = self._cell(ctx[:, None], self._actions), a copy
 
     # -- the protocol --------------------------------------------------------------------
     def act(self, obs: np.ndarray) -> int | np.ndarray:

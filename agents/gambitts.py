@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from agents.base import IncompatibleEnvError
-from agents.posteriors import NormalInverseWishart, check_discount
+from agents.posteriors import NormalInverseWishart, check_discount, einsum
 from agents.reward_model import LinearRewardAgent, LinearRewardModel
 from agents.state import State, prefixed, unprefixed
 from gambit_gym.validation import check_int
@@ -63,7 +63,7 @@ class _GambittsBase(LinearRewardAgent):
 
     def _score(self, theta: np.ndarray, z_mean: np.ndarray) -> np.ndarray:
         """theta^T phi(E[Z | a, x], x) up to terms equal for every action: ``(R, K)``."""
-        score = np.einsum("rkd,rd->rk", z_mean, self.model.block(theta, "z"))
+        score = einsum("rkd,rd->rk", z_mean, self.model.block(theta, "z"))
         if self.hedged:
             score[:, 1:] += self.model.block(theta, "prompt")
         return score

@@ -25,13 +25,13 @@ exactly as without the option.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 
 from agents.state import State, check_state, snapshot
 from gambit_gym.validation import check_array, check_float
-
 
 # -- batched triangular algebra ------------------------------------------------------------
 # Each kernel is written twice with the same arithmetic: as plain loops over (batch row, entry)
@@ -41,6 +41,20 @@ from gambit_gym.validation import check_array, check_float
 # operations in the same order in both (no reductions, no fused multiply-adds), so the results are
 # identical bit for bit either way. The loop orders are the faster of the two measured (rows or
 # columns of L, benchmarks/bench_posteriors.py), from p = 11 to LinTS's p = 1,608 at K = 200.
+# The per-round kernels further down (a posterior's whole update or draw in one call) exist for the same
+# reason: at R = 1 each numpy call on a one-element array costs ~0.3-0.5 us, the compiled loop ~0.4 us in all.
+try:
+    import numba
+except ImportError:  # the numpy form of every kernel serves
+    numba = None
+
+
+def _jitable(f: Callable[..., Any]) -> Callable[..., Any]:
+    """``f`` unchanged, made callable from the compiled kernels too (when numba is installed)."""
+    return f if numba is None else numba.extending.register_jitable(f)
+
+
+@_jitable
 def _rank_one_loops(L, x):  # pragma: no cover - runs compiled
     n, p = x.shape
     w = np.empty(p)
@@ -59,6 +73,7 @@ def _rank_one_loops(L, x):  # pragma: no cover - runs compiled
                 w[i] = c * w[i] - s * col
 
 
+@_jitable
 def _solve_lower_loops(L, w):  # pragma: no cover - runs compiled
     n, p = w.shape
     for row in range(n):
@@ -69,6 +84,7 @@ def _solve_lower_loops(L, w):  # pragma: no cover - runs compiled
             w[row, i] = acc / L[row, i, i]
 
 
+@_jitable
 def _solve_lower_transpose_loops(L, t):  # pragma: no cover - runs compiled
     n, p = t.shape
     for row in range(n):
@@ -79,13 +95,107 @@ def _solve_lower_transpose_loops(L, t):  # pragma: no cover - runs compiled
                 t[row, j] -= L[row, k, j] * tk
 
 
-try:
-    import numba
-except ImportError:  # the numpy form below serves
-    _compiled = None
-else:
-    _compiled = {f.__name__: numba.njit(cache=True, nogil=True)(f)
-                 for f in (_rank_one_loops, _solve_lower_loops, _solve_lower_transpose_loops)}
+def _linear_update_loops(L, b, yy, n, phi, y):  # pragma: no cover - runs compiled
+    """LinearGaussian.update's data step for every row: rank-one update of ``L`` by ``phi``, then
+    ``b += y phi``, ``yy += y^2``, ``n += 1`` (the numpy form's operations, in its order)."""
+    _rank_one_loops(L, phi)
+    rows, p = phi.shape
+    for row in range(rows):
+        for i in range(p):
+            b[row, i] += y[row] * phi[row, i]
+        yy[row] += y[row] * y[row]
+        n[row] += 1.0
+
+
+def _noise_params_loops(n, yy, quad, a0, b0, prior_quad, out):  # pragma: no cover - runs compiled
+    """LinearGaussian.noise_params given ``quad = |w|^2`` per row: ``out[0] = a_n``, ``out[1] = b_n``."""
+    for row in range(n.shape[0]):
+        out[0, row] = a0 + n[row] / 2
+        resid = yy[row] + prior_quad - quad[row]
+        if not (resid >= 0.0 or resid != resid):  # np.maximum(resid, 0.0): NaN passes through
+            resid = 0.0
+        out[1, row] = b0 + 0.5 * resid
+
+
+def _perturb_solve_loops(L, w, v, eps):  # pragma: no cover - runs compiled
+    """LinearGaussian.sample's last step, into ``eps``: ``L^{-T} (w + sqrt(v) eps)`` per row."""
+    rows, p = w.shape
+    for row in range(rows):
+        scale = np.sqrt(v[row])
+        for i in range(p):
+            eps[row, i] = w[row, i] + scale * eps[row, i]
+    _solve_lower_transpose_loops(L, eps)
+
+
+def _normal_gamma_params_loops(count, mean, ssq, rows, cells, m, nu, alpha, beta, out):  # pragma: no cover
+    """NormalGamma._params of cells ``cells (n, K)`` of rows ``rows (n, 1)`` into ``out (4, n, K)``: alpha_n,
+    beta_n, loc, kappa. False (nothing computed) when an index is out of range: numpy then raises."""
+    n_rows, n_cells = count.shape
+    for i in range(cells.shape[0]):
+        r = rows[i, 0]
+        if r < 0 or r >= n_rows:
+            return False
+        for j in range(cells.shape[1]):
+            if cells[i, j] < 0 or cells[i, j] >= n_cells:
+                return False
+    numer = nu * m
+    for i in range(cells.shape[0]):
+        r = rows[i, 0]
+        for j in range(cells.shape[1]):
+            c = cells[i, j]
+            cnt, ybar = count[r, c], mean[r, c]
+            dev = ybar - m
+            out[0, i, j] = alpha + cnt / 2
+            out[1, i, j] = beta + ssq[r, c] / 2 + cnt * nu * (dev * dev) / (2 * (cnt + nu))
+            out[2, i, j] = (numer + cnt * ybar) / (nu + cnt)
+            out[3, i, j] = nu + cnt
+    return True
+
+
+def _normal_gamma_draw_loops(params, g, z):  # pragma: no cover - runs compiled
+    """NormalGamma.sample's draw from ``params (4, n, K)`` (_params) and the gamma draws ``g``, into
+    ``z`` (standard normals): ``loc + z / sqrt(g / beta_n * kappa)``."""
+    for i in range(z.shape[0]):
+        for j in range(z.shape[1]):
+            z[i, j] = params[2, i, j] + z[i, j] / np.sqrt(g[i, j] / params[1, i, j] * params[3, i, j])
+
+
+def _normal_gamma_update_loops(count, mean, ssq, rows, cells, y, discount):  # pragma: no cover
+    """NormalGamma.update in place. False (nothing changed) unless ``rows`` strictly increase (so no row is
+    discounted twice, as in numpy's fancy-indexed form) and every index is in range."""
+    n_rows, n_cells = count.shape
+    prev = -1
+    for i in range(rows.shape[0]):
+        if rows[i] <= prev or rows[i] >= n_rows or cells[i] < 0 or cells[i] >= n_cells:
+            return False
+        prev = rows[i]
+    for i in range(rows.shape[0]):
+        r, c = rows[i], cells[i]
+        if discount < 1.0:
+            for j in range(n_cells):
+                count[r, j] *= discount
+                ssq[r, j] *= discount
+        cnt = count[r, c] + 1.0
+        old = mean[r, c]
+        delta = y[i] - old
+        new = old + delta / cnt
+        ssq[r, c] += delta * (y[i] - new)
+        mean[r, c] = new
+        count[r, c] = cnt
+    return True
+
+
+_compiled = None if numba is None else {
+    f.__name__: numba.njit(cache=True, nogil=True)(f)
+    for f in (_rank_one_loops, _solve_lower_loops, _solve_lower_transpose_loops, _linear_update_loops,
+              _noise_params_loops, _perturb_solve_loops, _normal_gamma_params_loops, _normal_gamma_draw_loops,
+              _normal_gamma_update_loops)
+}
+
+try:  # np.einsum without its Python wrapper (~0.7 us a call): the very C routine np.einsum runs (optimize off)
+    from numpy._core.multiarray import c_einsum as einsum
+except ImportError:  # pragma: no cover - older numpy
+    einsum = np.einsum
 
 
 def _flat_batch(L: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
@@ -93,6 +203,8 @@ def _flat_batch(L: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray] |
     ``(n, p)`` views for the compiled kernels, or None when they are not available or ``L`` is not such an array."""
     if _compiled is None or L.dtype != np.float64 or not L.flags.c_contiguous or L.ndim < 2:
         return None
+    if L.ndim == 3:  # already (n, p, p) and (n, p): no reshape (~0.3 us a call at R = 1)
+        return L, v
     p = L.shape[-1]
     return L.reshape(-1, p, p), v.reshape(-1, p)
 
@@ -216,6 +328,8 @@ class NormalGamma:
     def update(self, rows: np.ndarray, cells: np.ndarray, y: np.ndarray) -> None:
         """Add one observation ``y[i]`` to cell ``cells[i]`` of row ``rows[i]`` (Welford; weighted Welford
         after discounting every cell of the rows when ``discount < 1``: the mean keeps, count and S scale)."""
+        if self._compiled_update(rows, cells, y):
+            return
         if self.discount < 1.0:
             self.count[rows] *= self.discount
             self.ssq[rows] *= self.discount
@@ -227,6 +341,15 @@ class NormalGamma:
         self.mean[rows, cells] = mean
         self.count[rows, cells] = n
 
+    def _compiled_update(self, rows: np.ndarray, cells: np.ndarray, y: np.ndarray) -> bool:
+        """:meth:`update` by the compiled kernel for an agent's arguments (``rows``, ``cells`` integer and ``y``
+        float64 arrays, all ``(n,)``); False, nothing changed, where the numpy form serves."""
+        if (_compiled is None or type(rows) is not np.ndarray or type(cells) is not np.ndarray
+                or type(y) is not np.ndarray or rows.ndim != 1 or not rows.shape == cells.shape == y.shape
+                or rows.dtype.kind != "i" or cells.dtype.kind != "i" or y.dtype != np.float64):
+            return False
+        return _compiled["_normal_gamma_update_loops"](self.count, self.mean, self.ssq, rows, cells, y, self.discount)
+
     def _params(self, rows, cells):
         n, ybar, ssq = self.count[rows, cells], self.mean[rows, cells], self.ssq[rows, cells]
         alpha_n = self.alpha + n / 2
@@ -234,14 +357,33 @@ class NormalGamma:
         loc = (self.nu * self.m + n * ybar) / (self.nu + n)
         return alpha_n, beta_n, loc, self.nu + n
 
+    def _compiled_params(self, rows: np.ndarray | slice, cells: np.ndarray | slice) -> np.ndarray | None:
+        """:meth:`_params` stacked ``(4, n, K)`` by the compiled kernel for an agent's indices (``rows (n, 1)``
+        and ``cells (n, K)`` integer arrays), or None where the numpy form serves."""
+        if (_compiled is None or type(rows) is not np.ndarray or type(cells) is not np.ndarray or rows.ndim != 2
+                or cells.ndim != 2 or rows.shape != (cells.shape[0], 1) or rows.dtype.kind != "i"
+                or cells.dtype.kind != "i"):
+            return None
+        out = np.empty((4, *cells.shape))
+        if not _compiled["_normal_gamma_params_loops"](self.count, self.mean, self.ssq, rows, cells, self.m, self.nu,
+                                                       self.alpha, self.beta, out):
+            return None  # an index out of range: numpy's indexing raises the error
+        return out
+
     def posterior_mean(self) -> np.ndarray:
         return self._params(slice(None), slice(None))[2]
 
     def sample(self, rng: np.random.Generator, rows=slice(None), cells=slice(None)) -> np.ndarray:
         """One joint draw of the mean for the selected cells (fancy indices broadcast)."""
-        alpha_n, beta_n, loc, kappa = self._params(rows, cells)
-        tau = _standard_gamma(rng, alpha_n) / beta_n
-        return loc + rng.standard_normal(loc.shape) / np.sqrt(tau * kappa)
+        params = self._compiled_params(rows, cells)
+        if params is None:
+            alpha_n, beta_n, loc, kappa = self._params(rows, cells)
+            tau = _standard_gamma(rng, alpha_n) / beta_n
+            return loc + rng.standard_normal(loc.shape) / np.sqrt(tau * kappa)
+        g = _standard_gamma(rng, params[0])  # the same draws, in the same order, as the numpy form
+        z = rng.standard_normal(params.shape[1:])
+        _compiled["_normal_gamma_draw_loops"](params, g, z)
+        return z
 
 
 # -- Bayesian linear regression -------------------------------------------------------------
@@ -314,6 +456,11 @@ class LinearGaussian:
         """One observation per row: ``phi (R, p)``, ``y (R,)``."""
         if self.discount < 1.0:
             self._discount_data()
+        if (_compiled is not None and self.chol.flags.c_contiguous and type(phi) is np.ndarray
+                and type(y) is np.ndarray and phi.shape == self.b.shape and y.shape == self.n.shape
+                and phi.dtype == y.dtype == np.float64):
+            _compiled["_linear_update_loops"](self.chol, self.b, self.yy, self.n, phi, y)
+            return
         cholesky_rank_one_update(self.chol, phi)
         self.b += y[:, None] * phi
         self.yy += y * y
@@ -340,8 +487,13 @@ class LinearGaussian:
     def noise_params(self, w: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Inverse-gamma shape and scale of v (learned-variance model)."""
         w = self._whitened() if w is None else w
+        quad = einsum("rp,rp->r", w, w)
+        if _compiled is not None and quad.shape == self.n.shape:
+            out = np.empty((2, len(quad)))
+            _compiled["_noise_params_loops"](self.n, self.yy, quad, self.a0, self.b0, self.prior_quad, out)
+            return out[0], out[1]
         a_n = self.a0 + self.n / 2
-        b_n = self.b0 + 0.5 * np.maximum(self.yy + self.prior_quad - np.einsum("rp,rp->r", w, w), 0.0)
+        b_n = self.b0 + 0.5 * np.maximum(self.yy + self.prior_quad - quad, 0.0)
         return a_n, b_n
 
     def sample(self, rng: np.random.Generator) -> np.ndarray:
@@ -353,6 +505,9 @@ class LinearGaussian:
         else:
             v = np.full(len(w), self.noise_var)
         eps = rng.standard_normal(w.shape)
+        if _compiled is not None and self.chol.flags.c_contiguous:
+            _compiled["_perturb_solve_loops"](self.chol, w, v, eps)  # into eps
+            return eps
         return solve_lower_transpose(self.chol, w + np.sqrt(v)[:, None] * eps)
 
 
@@ -500,7 +655,7 @@ class NormalInverseWishart:
         m = self.mean[rows, cells]
         L = self.chol_psi[rows, cells]
         df = self.nu[rows, cells] - self.dim + 1
-        g = np.einsum("...ij,...j->...i", L, rng.standard_normal(m.shape))
+        g = einsum("...ij,...j->...i", L, rng.standard_normal(m.shape))
         chi2 = 2.0 * _standard_gamma(rng, df / 2.0)  # rng.chisquare(df), the same draws
         return m + g / np.sqrt(self.kappa[rows, cells] * chi2)[..., None]
 
@@ -508,8 +663,8 @@ class NormalInverseWishart:
         """The discounted cells' draw, the same law without a Cholesky factor of Psi': a N(0, Psi') vector is
         sqrt(g) L e1 + sqrt(1 - g) L0 e2 + sqrt(c) v e3 for independent standard normals e1, e2, e3."""
         m, kappa, nu, g, L, L0, c, v = self._decayed(rows, cells)
-        gauss = (np.sqrt(g)[..., None] * np.einsum("...ij,...j->...i", L, rng.standard_normal(m.shape))
-                 + np.sqrt(1.0 - g)[..., None] * np.einsum("...ij,...j->...i", L0, rng.standard_normal(m.shape))
+        gauss = (np.sqrt(g)[..., None] * einsum("...ij,...j->...i", L, rng.standard_normal(m.shape))
+                 + np.sqrt(1.0 - g)[..., None] * einsum("...ij,...j->...i", L0, rng.standard_normal(m.shape))
                  + (np.sqrt(c) * rng.standard_normal(c.shape))[..., None] * v)
         chi2 = 2.0 * _standard_gamma(rng, (nu - self.dim + 1) / 2.0)
         return m + gauss / np.sqrt(kappa * chi2)[..., None]

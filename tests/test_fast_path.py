@@ -114,3 +114,79 @@ def test_small_gamma_draws_equal_the_generators_array_draws(shape):
         np.testing.assert_array_equal(posteriors._standard_gamma(ours, a), theirs.gamma(a))
         np.testing.assert_array_equal(2.0 * posteriors._standard_gamma(ours, a / 2.0), theirs.chisquare(a))
     assert ours.random() == theirs.random()  # the streams are at the same place
+
+
+# -- the per-round kernels: the same bits as their numpy form, and the numpy form where they do not apply --------
+def run_normal_gamma(seed, n_rows, n_cells, discount):
+    """300 rounds of agent-style draws and updates; every draw and the final state."""
+    rng = np.random.default_rng(seed)
+    post = posteriors.NormalGamma(n_rows, n_cells, m=1.0, nu=0.5, alpha=2.0, beta=3.0, discount=discount)
+    rows, draws = np.arange(n_rows), []
+    for _ in range(300):
+        cells = rng.integers(0, n_cells, size=(n_rows, 5))
+        draws.append(post.sample(rng, rows[:, None], cells))
+        post.update(rows, rng.integers(0, n_cells, size=n_rows), 80 + 30 * rng.standard_normal(n_rows))
+    return [*post.state().values(), np.array(draws), post.posterior_mean(), rng.random(3)]
+
+
+@needs_numba
+@pytest.mark.parametrize("n_rows", [1, 3])
+@pytest.mark.parametrize("discount", [1.0, 0.9])
+def test_normal_gamma_equal_with_and_without_numba(n_rows, discount, monkeypatch):
+    fast = run_normal_gamma(0, n_rows, 7, discount)
+    monkeypatch.setattr(posteriors, "_compiled", None)
+    for a, b in zip(fast, run_normal_gamma(0, n_rows, 7, discount), strict=True):
+        assert a.shape == b.shape
+        np.testing.assert_array_equal(a, b)
+
+
+def run_linear(seed, noise_var, discount):
+    rng = np.random.default_rng(seed)
+    post = LinearGaussian(4, np.zeros(6), np.full(6, 0.1), noise_var=noise_var, discount=discount)
+    draws = []
+    for _ in range(200):
+        draws.append(post.sample(rng))
+        post.update(rng.standard_normal((4, 6)), 80 + 3 * rng.standard_normal(4))
+    return [*post.state().values(), np.array(draws), post.posterior_mean(), *post.noise_params(), rng.random(3)]
+
+
+@needs_numba
+@pytest.mark.parametrize("noise_var", [None, 2.0])
+@pytest.mark.parametrize("discount", [1.0, 0.95])
+def test_linear_model_kernels_equal_numpy_form(noise_var, discount, monkeypatch):
+    fast = run_linear(1, noise_var, discount)
+    monkeypatch.setattr(posteriors, "_compiled", None)
+    for a, b in zip(fast, run_linear(1, noise_var, discount), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@needs_numba
+def test_noise_params_clamp_and_nan_as_numpy(monkeypatch):
+    """b_n's max(., 0) as np.maximum: negative residual sums give b0, NaN passes through."""
+    post = LinearGaussian(3, np.zeros(2), np.full(2, 0.1))
+    post.yy[:] = [-5.0, 4.0, np.nan]
+    fast = post.noise_params()
+    monkeypatch.setattr(posteriors, "_compiled", None)
+    for a, b in zip(fast, post.noise_params(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert fast[1][0] == post.b0 and np.isnan(fast[1][2])
+
+
+@needs_numba
+def test_normal_gamma_arguments_the_kernels_do_not_take_get_numpys_semantics(monkeypatch):
+    """Repeated rows (numpy discounts such a row once), negative and out-of-range indices."""
+    def run():
+        post = posteriors.NormalGamma(3, 4, m=0.0, nu=1.0, alpha=1.0, beta=1.0, discount=0.9)
+        post.update(np.array([0, 0, 2]), np.array([1, 3, 0]), np.array([1.0, 2.0, 3.0]))
+        post.update(np.array([-1, 1]), np.array([-1, 2]), np.array([4.0, 5.0]))
+        draw = post.sample(np.random.default_rng(0), np.array([[-1], [0]]), np.array([[0, -1], [1, 2]]))
+        with pytest.raises(IndexError):
+            post.update(np.array([0]), np.array([4]), np.array([1.0]))
+        with pytest.raises(IndexError):
+            post.sample(np.random.default_rng(0), np.array([[0]]), np.array([[0, 4]]))
+        return [*post.state().values(), draw]
+
+    fast = run()
+    monkeypatch.setattr(posteriors, "_compiled", None)
+    for a, b in zip(fast, run(), strict=True):
+        np.testing.assert_array_equal(a, b)

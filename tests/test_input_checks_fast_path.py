@@ -62,6 +62,19 @@ def test_context_lookup_equals_the_context_index():
         assert agent._context_index(agent._check_obs(signed_zero)).tolist() == [c]
 
 
+@pytest.mark.parametrize("batched", [False, True])
+def test_action_cell_table_equals_the_cell_arithmetic(batched):
+    """_action_cells' row lookup is the cells _cell computes, for every context, with or without contexts."""
+    env = GeneratorMediatedVectorEnv(num_envs=3, n_actions=7) if batched else gym.make(ENV_ID, n_actions=7)
+    for agent in (FoGAMBITTS.from_env(env, seed=0), LinearTS.from_env(env, seed=0)):
+        n_contexts = agent.contexts.n_contexts if agent.contexts is not None else 1
+        for c in range(n_contexts):
+            ctx = np.full(agent.n_rows, c, dtype=np.int64)
+            cells = agent._action_cells(ctx)
+            assert cells.dtype == np.int64 and cells.flags.writeable
+            np.testing.assert_array_equal(cells, agent._cell(ctx[:, None], agent._actions))
+
+
 def test_bad_arguments_still_get_the_general_errors_on_a_single_env():
     env = gym.make(ENV_ID)
     agent = FoGAMBITTS.from_env(env, seed=0)
