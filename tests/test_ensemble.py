@@ -129,15 +129,19 @@ def test_training_steps_equal_autograd_with_torch_adam(nets):
         assert not np.allclose(got[k], agent.weights[k])  # every array did move
 
 
-def test_compiled_and_torch_nets_predict_alike_and_skip_zero_inputs_exactly():
-    """Both implementations give each row's chosen member's output f([z, x]) to float32 rounding; with
-    no context (F = 0) the first layer sees z alone."""
+@pytest.mark.parametrize("d", [3, 6])
+def test_compiled_and_torch_nets_predict_alike(d):
+    """Both implementations give each row's chosen member's output f([z, x]) to float32 rounding (d = 6:
+    the CPU kernel takes the treatment coordinates in two blocks of four); with no context (F = 0) the
+    first layer sees z alone."""
     from agents.ensemble import _CompiledNets, _TorchNets
 
-    agent = EnsembleGAMBITTS.from_env(GeneratorMediatedVectorEnv(num_envs=3), seed=2, n_members=4)
+    contexts = GeneratorMediatedVectorEnv(num_envs=3).contexts
+    agent = EnsembleGAMBITTS(n_actions=5, obs_dim=7, contexts=contexts, embedding_dim=d, n_envs=3, seed=2,
+                             n_members=4, simulation=False)
     rng = np.random.default_rng(0)
-    z = rng.standard_normal((3, 50, 3)).astype(np.float32)
-    x = agent.contexts.features[[0, 5, 11]].astype(np.float64)
+    z = rng.standard_normal((3, 50, d)).astype(np.float32)
+    x = contexts.features[[0, 5, 11]].astype(np.float64)
     members = np.array([3, 0, 2])
     compiled = _CompiledNets({k: v.copy() for k, v in agent.weights.items()}).outputs(z, x, members)
     reference = _TorchNets(agent.weights, torch.device("cpu")).outputs(z, x, members)
@@ -147,10 +151,13 @@ def test_compiled_and_torch_nets_predict_alike_and_skip_zero_inputs_exactly():
                       w["w2"]) + w["b2"][:, None]
     np.testing.assert_allclose(compiled, exact, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(reference, exact, rtol=1e-5, atol=1e-5)
-    no_context = EnsembleGAMBITTS.from_env(GeneratorMediatedVectorEnv(num_envs=3), seed=2, n_members=4,
-                                           use_context=False)
-    assert no_context.weights["w1"].shape[2] == 3
-    assert no_context.nets.outputs(z, x[:, :0], members).shape == (3, 50)
+    no_context = EnsembleGAMBITTS(n_actions=5, obs_dim=7, contexts=contexts, embedding_dim=d, n_envs=3, seed=2,
+                                  n_members=4, simulation=False, use_context=False)
+    assert no_context.weights["w1"].shape[2] == d
+    w = {k: v[np.arange(3), members].astype(np.float64) for k, v in no_context.weights.items()}
+    exact = np.einsum("rnh,rh->rn", np.maximum(np.einsum("rnd,rdh->rnh", z, w["w1"]) + w["b1"][:, None], 0),
+                      w["w2"]) + w["b2"][:, None]
+    np.testing.assert_allclose(no_context.nets.outputs(z, x[:, :0], members), exact, rtol=1e-5, atol=1e-5)
 
 
 def test_each_replication_standardises_its_targets_with_its_own_warm_up_rewards():
@@ -184,7 +191,7 @@ def test_adam_state_is_the_explicit_arrays_and_resumes_exactly():
     venv = GeneratorMediatedVectorEnv(num_envs=2)
     agent = EnsembleGAMBITTS.from_env(venv, seed=1, n_members=3, warmup=10)
     play(agent, venv, 0, 15)
-    assert agent.adam_step == 15 - 10 + 1
+    assert agent.adam_step == 2  # rounds 10 and 14: every train_every = 4 rounds from the end of the warm-up
     state = agent.state_dict()["state"]
     for k in agent.weights:
         assert np.array_equal(state[f"adam_v.{k}"], agent.nets.adam_v[k]) and np.abs(state[f"adam_v.{k}"]).sum() > 0
@@ -197,6 +204,25 @@ def test_adam_state_is_the_explicit_arrays_and_resumes_exactly():
     for k in agent.weights:
         assert np.array_equal(agent.weights[k], clone.weights[k])
         assert np.array_equal(agent.nets.adam_v[k], clone.nets.adam_v[k])
+
+
+@pytest.mark.parametrize("train_every", [1, 3])
+def test_trains_every_train_every_rounds_from_the_end_of_the_warm_up(train_every):
+    venv = GeneratorMediatedVectorEnv(num_envs=2)
+    agent = EnsembleGAMBITTS.from_env(venv, seed=0, n_members=2, warmup=10, train_every=train_every)
+    obs, _ = venv.reset(seed=0)
+    steps = []
+    for _ in range(30):
+        a = agent.act(obs)
+        obs2, r, _, _, info = venv.step(a)
+        before = agent.weights["w1"].copy()
+        agent.update(obs, a, r, info)
+        steps.append(not np.array_equal(before, agent.weights["w1"]))
+        obs = obs2
+    trained = [t + 1 for t, moved in enumerate(steps) if moved]  # n_seen after the rounds that trained
+    assert trained == list(range(10, 31, train_every)) and agent.adam_step == len(trained)
+    with pytest.raises(ValueError, match="train_every"):
+        EnsembleGAMBITTS.from_env(venv, train_every=0)
 
 
 @pytest.mark.parametrize("device", ["tpu", "cuda:x", 3])
