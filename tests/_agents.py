@@ -9,8 +9,9 @@ import pytest
 
 from agents import EnsembleGAMBITTS, FoGAMBITTS, LinearTS, PoGAMBITTS, StandardTS
 
-HAS_TORCH = importlib.util.find_spec("torch") is not None
-needs_torch = pytest.mark.skipif(not HAS_TORCH, reason='needs the torch extra: pip install "gambit-gym[torch]"')
+#: EnsembleGAMBITTS on the CPU runs compiled kernels (numba, in the torch extra)
+needs_ensemble = pytest.mark.skipif(importlib.util.find_spec("numba") is None,
+                                    reason='EnsembleGAMBITTS needs numba: pip install "gambit-gym[torch]"')
 
 #: every linear / conjugate built-in agent and its variants, as run_bandit specs
 ALL_AGENTS = {

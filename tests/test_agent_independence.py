@@ -26,24 +26,10 @@ import numpy as np
 import pytest
 
 from gambit_gym import GeneratorMediatedVectorEnv
-from tests._agents import ALL_AGENTS, HAS_TORCH, TINY_ENSEMBLES, build, needs_torch
+from tests._agents import ALL_AGENTS, TINY_ENSEMBLES, build, needs_ensemble
 
 EVERY_AGENT = {**ALL_AGENTS, **TINY_ENSEMBLES}
 R, CHANGED, ROUNDS = 4, 2, 40  # the tiny ensembles train from round 10 and their 32-slot buffers wrap
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """The ensemble's float32 products repeat exactly on one thread."""
-    if not HAS_TORCH:
-        yield
-        return
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def rounds_of(seed):
@@ -85,7 +71,7 @@ def learned(name, rounds):
 
 
 @pytest.mark.parametrize("what", ["rewards", "all data"])
-@pytest.mark.parametrize("name", [pytest.param(n, marks=needs_torch) if n in TINY_ENSEMBLES else n
+@pytest.mark.parametrize("name", [pytest.param(n, marks=needs_ensemble) if n in TINY_ENSEMBLES else n
                                   for n in EVERY_AGENT])
 def test_other_replications_learn_the_same_whatever_one_replication_is_fed(name, what):
     rounds = rounds_of(seed=0)

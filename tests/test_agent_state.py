@@ -8,7 +8,7 @@ import pytest
 from agents import EnsembleGAMBITTS, LinearTS, StandardTS
 from agents.state import StateFileError, check_state, prefixed, unprefixed
 from gambit_gym import GeneratorMediatedVectorEnv
-from tests._agents import ALL_AGENTS, HAS_TORCH, TINY_ENSEMBLES, build, needs_torch, play
+from tests._agents import ALL_AGENTS, TINY_ENSEMBLES, build, needs_ensemble, play
 
 EVERY_AGENT = {**ALL_AGENTS, **TINY_ENSEMBLES}
 #: the arrays and scalars that make each agent's state, by name (R = 2 replications of the default env:
@@ -27,22 +27,8 @@ STATE_NAMES["ensemble-fo"] = STATE_NAMES["ensemble-po"] - {"bank"} | {f"treatmen
                                                                        ("mean", "chol_psi", "kappa", "nu")}
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """The ensemble's float32 products repeat exactly on one thread."""
-    if not HAS_TORCH:
-        yield
-        return
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def agent_params():
-    return [pytest.param(name, marks=needs_torch) if name in TINY_ENSEMBLES else name for name in EVERY_AGENT]
+    return [pytest.param(name, marks=needs_ensemble) if name in TINY_ENSEMBLES else name for name in EVERY_AGENT]
 
 
 def assert_same_state(a, b):
@@ -101,7 +87,7 @@ def test_save_and_restore_gives_identical_future_actions(name, tmp_path):
         obs2 = nobs
 
 
-@needs_torch
+@needs_ensemble
 @pytest.mark.parametrize("simulation", [True, False])
 def test_ensemble_save_restore_round_trip(tmp_path, simulation):
     kwargs = dict(n_members=4, warmup=10, simulation=simulation)
@@ -115,7 +101,7 @@ def test_ensemble_save_restore_round_trip(tmp_path, simulation):
     assert np.array_equal(play(agent, env_a, 5, 30), play(clone, env_b, 5, 30))
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=needs_torch) if n in TINY_ENSEMBLES else n
+@pytest.mark.parametrize("name", [pytest.param(n, marks=needs_ensemble) if n in TINY_ENSEMBLES else n
                                   for n in STATE_NAMES])
 def test_each_agent_lists_exactly_its_state(name, tmp_path):
     agent, _ = trained(name, rounds=15)
@@ -138,7 +124,7 @@ def test_state_is_a_copy():
     assert not np.any(agent.treatment.mean == 123.0)
 
 
-@needs_torch
+@needs_ensemble
 def test_restored_scalars_are_python_numbers(tmp_path):
     agent, venv = trained("ensemble-fo", rounds=20)
     agent.save(tmp_path / "ens.npz")
@@ -186,7 +172,7 @@ def test_a_wrong_dtype_or_a_missing_or_unknown_array_is_named(tmp_path):
         LinearTS.from_env(venv, seed=0).load(tmp_path / "lin.npz")
 
 
-@needs_torch
+@needs_ensemble
 def test_a_scalar_of_the_wrong_kind_is_named(tmp_path):
     agent, venv = trained("ensemble-po", rounds=12)
     agent.save(tmp_path / "ens.npz")

@@ -5,7 +5,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+pytest.importorskip("numba")  # the CPU kernels
+torch = pytest.importorskip("torch")  # the reference implementation (and the GPU)
 
 from agents import EnsembleGAMBITTS, IncompatibleEnvError, run_bandit  # noqa: E402
 from gambit_gym import ENV_ID, GeneratorMediatedVectorEnv  # noqa: E402

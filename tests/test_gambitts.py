@@ -7,7 +7,7 @@ import pytest
 from agents import FoGAMBITTS, PoGAMBITTS, StandardTS, run_bandit
 from agents.gambitts import offline_treatment_draws
 from gambit_gym import ENV_ID, GeneratorMediatedVectorEnv
-from tests._agents import TINY_ENSEMBLES, build, needs_torch
+from tests._agents import TINY_ENSEMBLES, build, needs_ensemble
 
 
 class RecordingSimulator:
@@ -41,7 +41,7 @@ def test_po_bank_is_the_mean_of_each_rows_own_draws():
     assert not np.array_equal(want[0], want[1])  # replications draw their own banks
 
 
-@needs_torch
+@needs_ensemble
 def test_po_and_ensemble_banks_draw_in_the_same_order():
     venv = GeneratorMediatedVectorEnv(num_envs=2)
     po_sim, ens_sim = RecordingSimulator(venv.sample_treatments), RecordingSimulator(venv.sample_treatments)

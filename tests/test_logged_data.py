@@ -25,7 +25,7 @@ from agents.offpolicy import (
     snipw,
 )
 from gambit_gym import ENV_ID
-from tests._agents import ALL_AGENTS, TINY_ENSEMBLES, build, needs_torch
+from tests._agents import ALL_AGENTS, TINY_ENSEMBLES, build, needs_ensemble
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -124,7 +124,7 @@ def test_action_probabilities_in_closed_form_cases():
 
 
 @pytest.mark.slow
-@needs_torch
+@needs_ensemble
 def test_the_ensemble_reports_no_propensities_and_is_logged_with_nan():
     venv = gym.make_vec(ENV_ID, num_envs=2, vectorization_mode="vector_entry_point")
     agent = build(TINY_ENSEMBLES["ensemble-po"], venv, 0)
