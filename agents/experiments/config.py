@@ -529,14 +529,18 @@ def _agent_memory(label: str, type_name: str, kind: Any, spec: Mapping[str, Any]
         M, H, B = _count(opt("n_members")), _count(opt("hidden")), _count(opt("buffer_size"))
         batch = _count(opt("batch_size"))
         D = d + (F if use_context else 0)
-        if M is not None and H is not None:  # weights, two Adam moments, gradients, one temporary: float32
+        # on the CPU (the compiled kernels): weights and two Adam moments, float32, and one row's minibatches
+        # at a time; on a GPU (torch) also every net's gradients and a temporary, and the whole grid's minibatch
+        on_cpu = opt("device") in (None, "cpu")
+        copies = 3 if on_cpu else 5
+        if M is not None and H is not None:
             needs.append(MemoryNeed(label, f"n_members x hidden = {M:,} x {H:,}", f"networks: {rows:,} rows x "
-                                    f"{M:,} members x {D * H + 2 * H + 1:,} weights x 4 B x 5",
-                                    rows * M * (D * H + 2 * H + 1) * 4 * 5))
+                                    f"{M:,} members x {D * H + 2 * H + 1:,} weights x 4 B x {copies}",
+                                    rows * M * (D * H + 2 * H + 1) * 4 * copies))
         if M is not None and B is not None:
             needs.append(MemoryNeed(label, f"buffer_size = {B:,}", f"replay buffer: {rows:,} rows x {B:,} x "
                                     f"({D} inputs x 4 B + 8 B + {M:,} members x 8 B)", rows * B * (D * 4 + 8 + M * 8)))
-        if M is not None and batch is not None:
+        if M is not None and batch is not None and not on_cpu:
             needs.append(MemoryNeed(label, f"batch_size = {batch:,}", f"minibatch: {rows:,} rows x {M:,} members x "
                                     f"{batch:,} x ({D} x 4 B + 16 B)", rows * M * batch * (D * 4 + 16)))
         needs.append(_linear_model(label, rows, D + 1, f"the embedding dimension d = {d} (env)"))
