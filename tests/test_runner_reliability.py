@@ -122,12 +122,18 @@ def wait_until(condition, timeout: float, what: str) -> None:
         time.sleep(0.05)
 
 
+#: ``python -m agents.cli`` with Ctrl-C's default handler, as a shell's foreground job has it even where this test
+#: process ignores SIGINT (a background job of a non-interactive shell does, and its children inherit that)
+FOREGROUND_CLI = ("import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                  "runpy.run_module('agents.cli', run_name='__main__', alter_sys=True)")
+
+
 def start_run(definition: Path, out: Path, *extra: str, env: dict | None = None,
               quiet: bool = True) -> tuple[subprocess.Popen, list]:
     """``gambit-gym experiment run`` (as ``python -m agents.cli``) in its own process group, as a shell
     starts a foreground job; returns the process and its argv after ``gambit-gym``."""
     argv = ["experiment", "run", str(definition), "--out", str(out), *(["--quiet"] if quiet else []), *extra]
-    proc = subprocess.Popen([sys.executable, "-m", "agents.cli", *argv], cwd=ROOT, start_new_session=True,
+    proc = subprocess.Popen([sys.executable, "-c", FOREGROUND_CLI, *argv], cwd=ROOT, start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
     return proc, argv
