@@ -99,32 +99,18 @@ class _TorchNets:
         self._make_optimiser(0)
 
     def outputs(self, z: np.ndarray, x: np.ndarray, members: np.ndarray) -> np.ndarray:
-        """As :meth:`_CompiledNets.outputs`."""
+        """As :meth:`_CompiledNets.outputs`. The context's part of the first layer is one vector per row (the
+        same for all its inputs), so the N inputs pay only for their d treatment coordinates."""
         torch = self._torch
-        tensors = [torch.from_numpy(np.ascontiguousarray(a, dtype=t)).to(self.device)
-                   for a, t in ((z, np.float32), (x, np.float32), (members, np.int64))]
-        with torch.no_grad():
-            return self.forward(*tensors).cpu().numpy()
-
-    def forward(self, z, x, members=None):
-        """Outputs of all members (``z (R, M, n, d) -> (R, M, n)``) or of one member per row
-        (``members (R,)``, ``z (R, n, d) -> (R, n)``) on ``[z, x]``, ``x (R, F)`` each row's context: its
-        part of the first layer is one vector per net, so the n inputs pay only for their d coordinates."""
-        torch = self._torch
-        w = self.weights
-        R, M, D = w["w1"].shape[:3]
+        z, x, members = (torch.from_numpy(np.ascontiguousarray(a, dtype=t)).to(self.device)
+                         for a, t in ((z, np.float32), (x, np.float32), (members, np.int64)))
+        rows = torch.arange(z.shape[0], device=self.device)
+        w1, b1, w2, b2 = (self.weights[k][rows, members] for k in _PARAMS)
         d = z.shape[-1]
-        if members is None:
-            w1, b1, w2, b2 = (w[k].reshape((R * M,) + w[k].shape[2:]) for k in _PARAMS)
-            z = z.reshape((R * M,) + z.shape[2:])
-            x = x.repeat_interleave(M, dim=0)
-        else:
-            rows = torch.arange(R, device=self.device)
-            w1, b1, w2, b2 = (w[k][rows, members] for k in _PARAMS)
-        bias = torch.baddbmm(b1[:, None, :], x[:, None, :], w1[:, d:, :]) if D > d else b1[:, None, :]
-        h = torch.baddbmm(bias, z, w1[:, :d, :]).relu_()
-        out = torch.baddbmm(b2[:, None, None], h, w2[:, :, None])
-        return out.reshape((R, z.shape[1]) if members is not None else (R, M, z.shape[1]))
+        with torch.no_grad():
+            bias = torch.baddbmm(b1[:, None, :], x[:, None, :], w1[:, d:, :]) if w1.shape[1] > d else b1[:, None, :]
+            h = torch.baddbmm(bias, z, w1[:, :d, :]).relu_()
+            return torch.baddbmm(b2[:, None, None], h, w2[:, :, None])[:, :, 0].cpu().numpy()
 
     def gradients(self, x, target, weight_decay: float) -> dict[str, Any]:
         """Exact gradients of ``sum_{r,m} mean_b (f_rm(x_rmb) - target_rmb)^2 + wd * (|W1|^2 + |w2|^2)``,
