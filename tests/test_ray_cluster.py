@@ -65,17 +65,22 @@ def node_ports() -> list[str]:
     return [f"--{name}-port={free_port()}" for name in names]
 
 
+def proc_files(name: str, binary: bool = False):
+    """``(pid, /proc/pid/name)`` of every process still there when read."""
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            path = Path(f"/proc/{entry}/{name}")
+            try:
+                yield int(entry), path.read_bytes() if binary else path.read_text()
+            except OSError:
+                continue
+
+
 def children_of() -> dict[int, list[int]]:
     """Every process's children, from /proc."""
     tree: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            tree.setdefault(ppid, []).append(int(entry))
+    for pid, stat in proc_files("stat"):
+        tree.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(pid)
     return tree
 
 
@@ -94,16 +99,7 @@ def descendants(pids: list[int]) -> dict[int, bytes]:
 
 def mentioning(text: str) -> dict[int, bytes]:
     """The processes whose command line holds ``text`` (this test's unique temp dir)."""
-    found = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-            except OSError:
-                continue
-            if text.encode() in cmdline:
-                found[int(entry)] = cmdline
-    return found
+    return {pid: cmdline for pid, cmdline in proc_files("cmdline", binary=True) if text.encode() in cmdline}
 
 
 def stop(nodes: list[subprocess.Popen], temp_dir: str) -> None:

@@ -204,26 +204,25 @@ class HarmMetric(Metric):
         return out
 
 
-class FallbackRateMetric(Metric):
-    name = "fallback_rate"
+class _LayerRateMetric(Metric):
+    """The cumulative mean of one per-round flag the safety layer records (``column``)."""
+
     uses_harm_recorder = True
+    column = ""
 
     def check_env(self, env: Any) -> None:
         _need_layer(self.name, env, harm=False)
 
     def series(self, agent: str) -> Series:
-        return {self.name: self.recorder.harm.cumulative_mean(agent, "fallback")[:, self.recorder.columns]}
+        return {self.name: self.recorder.harm.cumulative_mean(agent, self.column)[:, self.recorder.columns]}
 
 
-class DeliveredRateMetric(Metric):
-    name = "delivered_rate"
-    uses_harm_recorder = True
+class FallbackRateMetric(_LayerRateMetric):
+    name, column = "fallback_rate", "fallback"
 
-    def check_env(self, env: Any) -> None:
-        _need_layer(self.name, env, harm=False)
 
-    def series(self, agent: str) -> Series:
-        return {self.name: self.recorder.harm.cumulative_mean(agent, "delivered")[:, self.recorder.columns]}
+class DeliveredRateMetric(_LayerRateMetric):
+    name, column = "delivered_rate", "delivered"
 
 
 def feasible_best(expected_reward: np.ndarray, expected_harm: np.ndarray, budget: float) -> np.ndarray:
